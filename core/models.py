@@ -66,7 +66,9 @@ class MetricSeries(BaseModel):
 
     name: str
     labels: dict[str, str] = Field(default_factory=dict)
-    unit: str | None = Field(default=None, description="'percent', 'bytes', 'seconds', 'ms', 'count'… when known.")
+    unit: str | None = Field(
+        default=None, description="'percent', 'bytes', 'seconds', 'ms', 'count'… when known."
+    )
     source: str = "<memory>"
     points: list[MetricPoint] = Field(default_factory=list)
 
@@ -193,7 +195,9 @@ class Anomaly(BaseModel):
     end: datetime | None = None
     score: float = Field(ge=0.0, description="Strength of the deviation; comparable within one report.")
     direction: Literal["up", "down", "none"] = "none"
-    magnitude: float | None = Field(default=None, description="Size of the deviation in the subject's own units.")
+    magnitude: float | None = Field(
+        default=None, description="Size of the deviation in the subject's own units."
+    )
     service: str | None = None
     evidence: Evidence = Field(default_factory=Evidence)
     description: str = ""

@@ -27,8 +27,12 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faultmaven", description="AI troubleshooting assistant for on-call.")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default from config).")
+    parser = argparse.ArgumentParser(
+        prog="faultmaven", description="AI troubleshooting assistant for on-call."
+    )
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default from config)."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         module = _command_module(name)

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    config_file: Path | None = Field(default=None, description="TOML or YAML file with any of these settings.")
+    config_file: Path | None = Field(
+        default=None, description="TOML or YAML file with any of these settings."
+    )
 
     # --- general -------------------------------------------------------------------------------------------
     data_dir: Path = Field(default=Path(".faultmaven"), description="Embedded stores live here.")
