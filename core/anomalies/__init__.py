@@ -1,0 +1,1 @@
+"""Anomaly detection over normalised logs and metrics."""

@@ -1,0 +1,199 @@
+"""Deterministic root-cause classification: evidence (templates, exception types, metric anomalies, crash
+signatures) is matched against the knowledge base's failure signatures and mapped onto the taxonomy.
+
+The evidence is weighed toward the top suspect, so that the origin's own failure (say, an exhausted
+connection pool) outranks the symptoms its victims log (timeouts calling it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+from core.focus import Focus
+from core.knowledge_base import EvidenceProfile, KnowledgeBase, MetricSignal, SignatureMatch, WeightedText
+from core.logtable import NO_SERVICE, LogTable
+from core.models import Anomaly, Category, Evidence, EvidenceLine, RootCause, Severity, Suspect
+
+ERROR = int(Severity.ERROR)
+WARN = int(Severity.WARN)
+MAX_MESSAGES = 400
+UNCERTAINTY = 0.6  # score mass reserved for "something we did not see"
+MAX_CONFIDENCE = 0.95
+
+
+def evidence_profile(
+    table: LogTable, *, anomalies: Sequence[Anomaly], suspects: Sequence[Suspect], question: str = ""
+) -> EvidenceProfile:
+    """A compact, weighted summary of the evidence, leaning toward the top suspect."""
+    origin = suspects[0].name if suspects else None
+    victims = {s.name for s in suspects[1:] if s.kind == "service"}
+    template_scores: dict[str, float] = {}
+    for anomaly in anomalies:
+        if anomaly.source == "logs":
+            for tid in anomaly.evidence.template_ids:
+                template_scores[tid] = max(template_scores.get(tid, 0.0), anomaly.score)
+
+    entries: list[tuple[float, WeightedText]] = []
+    for cid, stats in table.clusters.items():
+        tid = table.miner.template_id(cid)
+        boost = template_scores.get(tid, 0.0)
+        if stats.severity < WARN and boost == 0.0:
+            continue
+        severity = (
+            1.2
+            if stats.severity > ERROR
+            else 1.0
+            if stats.severity >= ERROR
+            else 0.5
+            if stats.severity >= WARN
+            else 0.3
+        )
+        services = [table.services[sid] for sid, _ in stats.services.most_common(2)]
+        place = 1.0
+        if origin is not None and origin in services:
+            place = 2.0
+        elif services and all(s in victims for s in services):
+            place = 0.7
+        weight = math.log1p(stats.count) * severity * (1.0 + boost / 5.0) * place
+        texts = {table.miner.template(cid)}
+        for example in stats.examples[:2]:
+            lines = example.text.split("\n")
+            texts.add(lines[0])
+            if len(lines) > 1:
+                texts.add(lines[-1].strip())
+        for text in texts:
+            if text:
+                entries.append((weight, WeightedText(text=text[:500], weight=round(weight, 4))))
+    entries.sort(key=lambda e: -e[0])
+
+    exception_types: list[str] = []
+    for group in sorted(table.exceptions.values(), key=lambda g: -g.count):
+        if group.info.type not in exception_types:
+            exception_types.append(group.info.type)
+
+    signals = [
+        MetricSignal(
+            name=a.subject,
+            direction="down" if a.direction == "down" else "up",
+            score=round(a.score * (2.0 if origin and origin in a.subject else 1.0), 4),
+        )
+        for a in anomalies
+        if a.source == "metrics"
+    ]
+    services = [s for s in table.services if s != NO_SERVICE]
+    return EvidenceProfile(
+        question=question,
+        messages=[e[1] for e in entries[:MAX_MESSAGES]],
+        exception_types=exception_types[:50],
+        metric_anomalies=signals[:50],
+        services=services,
+    )
+
+
+def classify(
+    table: LogTable,
+    *,
+    anomalies: Sequence[Anomaly],
+    suspects: Sequence[Suspect],
+    knowledge: KnowledgeBase,
+    focus: Focus,
+    query: str = "",
+    limit: int = 5,
+) -> list[RootCause]:
+    profile = evidence_profile(table, anomalies=anomalies, suspects=suspects, question=query)
+    if not profile.messages and not profile.metric_anomalies and not profile.exception_types:
+        return []
+    matches = knowledge.match(profile, limit=25)
+    return rank_causes(matches, table=table, anomalies=anomalies, suspects=suspects, focus=focus, limit=limit)
+
+
+def rank_causes(
+    matches: Sequence[SignatureMatch],
+    *,
+    table: LogTable,
+    anomalies: Sequence[Anomaly],
+    suspects: Sequence[Suspect],
+    focus: Focus,
+    limit: int = 5,
+) -> list[RootCause]:
+    """Signature matches grouped by category; the best signature of each category names the cause."""
+    by_category: dict[Category, list[SignatureMatch]] = defaultdict(list)
+    for match in matches:
+        by_category[match.signature.category].append(match)
+    wanted = focus.categories
+    scored: list[tuple[float, Category, SignatureMatch]] = []
+    for category, group in by_category.items():
+        group.sort(key=lambda m: -m.score)
+        score = group[0].score + 0.25 * sum(m.score for m in group[1:3])
+        if category in wanted:
+            score *= 1.25
+        scored.append((score, category, group[0]))
+    scored.sort(key=lambda item: -item[0])
+
+    total = sum(s for s, _, _ in scored) + UNCERTAINTY
+    origin = suspects[0].name if suspects else None
+    causes: list[RootCause] = []
+    for score, category, best in scored[:limit]:
+        confidence = min(MAX_CONFIDENCE, score / total * min(1.0, 0.5 + best.score))
+        title = best.signature.title + (f" ({origin})" if origin else "")
+        causes.append(
+            RootCause(
+                title=title,
+                category=category,
+                confidence=round(confidence, 3),
+                evidence=_evidence_for(best, table=table, anomalies=anomalies),
+                suspect=origin,
+            )
+        )
+    if not causes:
+        causes = _fallback(table, anomalies=anomalies, origin=origin)
+    return causes
+
+
+def _evidence_for(match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly]) -> Evidence:
+    template_ids: list[str] = []
+    lines: list[EvidenceLine] = []
+    for cid, stats in table.clusters.items():
+        texts = [table.miner.template(cid), *(e.text for e in stats.examples[:2])]
+        if any(match.signature.matches_text(text) for text in texts):
+            template_ids.append(table.miner.template_id(cid))
+            lines.extend(stats.examples[:1])
+        if len(template_ids) >= 5:
+            break
+    series = [
+        a.subject for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)
+    ]
+    return Evidence(template_ids=template_ids, series=series[:5], lines=lines[:5], notes=match.matched[:6])
+
+
+def _fallback(table: LogTable, *, anomalies: Sequence[Anomaly], origin: str | None) -> list[RootCause]:
+    """No signature matched: say what kind of failure the evidence shows, with low confidence."""
+    groups = sorted(table.exceptions.values(), key=lambda g: -g.count)
+    if groups:
+        group = groups[0]
+        return [
+            RootCause(
+                title=f"Unhandled {group.info.type}" + (f" in {origin}" if origin else ""),
+                category=Category.APPLICATION_EXCEPTION,
+                confidence=0.3,
+                evidence=Evidence(
+                    lines=[group.example] if group.example else [],
+                    notes=[f"{group.count} occurrences; no known failure signature matched"],
+                ),
+                suspect=origin,
+            )
+        ]
+    if anomalies:
+        top = anomalies[0]
+        return [
+            RootCause(
+                title=f"Unclassified deviation: {top.description or top.subject}",
+                category=Category.UNKNOWN,
+                confidence=0.15,
+                evidence=top.evidence,
+                suspect=origin,
+            )
+        ]
+    return []

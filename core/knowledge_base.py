@@ -1,0 +1,1076 @@
+"""The knowledge base of failure signatures: models, the loader, and the matcher.
+
+A *signature* describes one recognisable failure (an expired certificate, a pod killed for memory, a
+database refusing new clients): the symptoms that give it away in logs, exceptions, metrics and in the
+words of a user's question, the usual causes, and the commands an on-call engineer runs next.
+
+Signatures ship with FaultMaven as YAML files in ``core/knowledge/`` (read through importlib.resources)
+and teams add their own runbooks from folders: YAML files, or Markdown files whose YAML front matter is
+the signature and whose body becomes extra notes and steps.
+
+The matcher scores every signature against an :class:`EvidenceProfile`, a compact summary of an analysis
+report or of a question. Each regular expression is compiled once, and each carries a literal substring
+that every match must contain, so most probes are ruled out by one substring search over the evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.errors import InputError, NotFoundError
+from core.models import Category, ParseIssue, Report, Severity
+
+logger = logging.getLogger(__name__)
+
+FILE_SCHEMA_VERSION = 1
+"""The version of the knowledge file layout (the ``schema_version`` key of every YAML file)."""
+
+BUILTIN_SOURCE = "builtin"
+MAX_RUNBOOK_BYTES = 1_000_000
+RUNBOOK_SUFFIXES = (".yaml", ".yml", ".md", ".markdown")
+
+# Bounds that keep one match call cheap whatever the caller passes.
+MAX_MESSAGES = 2000
+MAX_TEXT_CHARS = 4000
+_SNIPPET_CHARS = 140
+
+_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_EXCEPTION_IN_TEXT_RE = re.compile(r"\b((?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*(?:Exception|Error))\b")
+_HEADING_RE = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE_RE = re.compile(r"^(```|~~~)")
+
+# Words that name a metric in a signature's conditions, and the pieces of series names that mean it.
+METRIC_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    "cpu": ("cpu", "load_average", "loadavg", "load1", "load5", "load15", "throttl"),
+    "memory": ("memory", "mem_", "_mem", "rss", "heap", "working_set", "oom"),
+    "disk": ("disk", "filesystem", "fs_", "_fs", "inode", "volume", "storage"),
+    "disk_io": ("iops", "io_time", "iowait", "disk_io", "read_bytes", "write_bytes", "burst_balance"),
+    "latency": ("latency", "duration", "response_time", "p99", "p95", "p90", "rtt", "elapsed"),
+    "error_rate": ("error", "5xx", "fail", "exception"),
+    "requests": ("request", "rps", "qps", "throughput", "invocations"),
+    "queue_lag": ("lag", "backlog", "queue", "depth", "oldest_message", "messages_visible", "pending"),
+    "connections": ("connection", "conn", "pool", "sessions", "clients", "sockets"),
+    "restarts": ("restart", "crash"),
+    "gc": ("gc_", "_gc", "garbage", "gc.pause", "gc pause"),
+    "network": ("network", "net_", "packet", "retrans", "dropped", "rx_", "tx_", "conntrack"),
+    "dns": ("dns", "coredns", "resolver"),
+    "throttling": ("throttl", "429", "rate_limit", "ratelimit"),
+    "threads": ("thread", "goroutine", "event_loop", "eventloop"),
+    "replication_lag": ("replica_lag", "replication", "seconds_behind", "replay_lag"),
+    "timeouts": ("timeout", "timed_out"),
+    "pending_pods": ("pending", "unschedulable", "scheduling"),
+    "cert_expiry": ("cert", "ssl", "tls", "expiry"),
+    "auth_failures": ("auth", "401", "403", "unauthorized", "forbidden", "login"),
+}
+
+# Strength of one hit of each symptom kind before evidence weighting, and caps per kind.
+_PATTERN_BASE = 0.55
+_PATTERN_SPAN = 0.35
+_PATTERN_FULL_LITERAL = 24
+_EXCEPTION_QUALIFIED = 0.75
+_EXCEPTION_SIMPLE = 0.6
+_KEYWORD_BASE = 0.3
+_QUESTION_BASE = 0.3
+_METRIC_BASE = 0.3
+_TAG_BONUS = 0.1
+_CAPS = {"pattern": 0.97, "exception": 0.9, "keyword": 0.5, "metric": 0.5, "question": 0.6}
+
+
+class KnowledgeFileError(InputError):
+    """A knowledge file or runbook could not be used; ``issues`` names each file and entry."""
+
+    code = "invalid_knowledge"
+
+    def __init__(self, user_message: str, *, issues: Sequence[ParseIssue], detail: str | None = None) -> None:
+        super().__init__(user_message, detail=detail)
+        self.issues = list(issues)
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+class NextStepTemplate(BaseModel):
+    """One thing to do next: a title, an optional command, and why it helps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    title: str = Field(min_length=1)
+    command: str | None = None
+    why: str = Field(min_length=1)
+
+
+class MetricCondition(BaseModel):
+    """A metric that moves when this failure happens, matched against anomalous series names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    metric: str = Field(min_length=1)
+    direction: Literal["up", "down", "any"] = "up"
+
+
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc})") from None
+    if compiled.search("") is not None:
+        raise ValueError(f"pattern {pattern!r} matches empty text, so it would match every line")
+    return compiled
+
+
+class Signature(BaseModel):
+    """One failure signature. In files the symptom lists may be grouped under a ``symptoms`` key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str = Field(description="Stable kebab-case identifier.")
+    title: str = Field(min_length=1)
+    category: Category
+    version: int = Field(ge=1)
+    tags: list[str] = Field(default_factory=list, description="Stacks involved: java, postgres, kubernetes…")
+    patterns: list[str] = Field(default_factory=list, description="Case-insensitive regexes over messages.")
+    keywords: list[str] = Field(default_factory=list, description="Words of log templates that hint here.")
+    exception_types: list[str] = Field(default_factory=list)
+    metric_conditions: list[MetricCondition] = Field(default_factory=list)
+    question_keywords: list[str] = Field(default_factory=list)
+    causes: list[str] = Field(default_factory=list)
+    next_steps: list[NextStepTemplate] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list, description="Names of documents worth reading.")
+    notes: str = Field(default="", description="Free text from a team runbook's Markdown body.")
+    source: str = Field(default=BUILTIN_SOURCE, description="'builtin' or the path of the team runbook.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_symptoms(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "symptoms" not in data:
+            return data
+        flat = dict(data)
+        symptoms = flat.pop("symptoms")
+        if symptoms is None:
+            return flat
+        if not isinstance(symptoms, dict):
+            raise ValueError("'symptoms' must be a mapping of patterns, keywords, exception_types…")
+        for key, value in symptoms.items():
+            if key in flat:
+                raise ValueError(f"'{key}' is given both at the top level and under 'symptoms'")
+            flat[key] = value
+        return flat
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError(f"id {value!r} must be kebab-case: lowercase letters, digits and single dashes")
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _check_category(cls, value: Category) -> Category:
+        if value is Category.UNKNOWN:
+            raise ValueError("a signature must name a concrete category, not 'unknown'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        return [_non_empty(tag, "tag").lower() for tag in value]
+
+    @field_validator("patterns")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _compile_pattern(_non_empty(pattern, "pattern"))
+        return value
+
+    @field_validator("keywords", "question_keywords", "exception_types", "causes", "references")
+    @classmethod
+    def _check_strings(cls, value: list[str]) -> list[str]:
+        return [_non_empty(item, "entry") for item in value]
+
+    @model_validator(mode="after")
+    def _check_has_symptoms(self) -> Signature:
+        if not (
+            self.patterns
+            or self.keywords
+            or self.exception_types
+            or self.metric_conditions
+            or self.question_keywords
+        ):
+            raise ValueError(
+                f"signature {self.id!r} has no symptoms: give at least one pattern, keyword, exception type,"
+                " metric condition or question keyword"
+            )
+        return self
+
+
+def _non_empty(value: str, what: str) -> str:
+    text = value.strip()
+    if not text:
+        raise ValueError(f"empty {what}")
+    return text
+
+
+class WeightedText(BaseModel):
+    """A template text or example line, with how much it should count (count, error-ness, anomaly)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    weight: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+    count: int | None = Field(default=None, ge=0, description="Occurrences, shown in explanations.")
+
+
+class MetricSignal(BaseModel):
+    """An anomalous metric series: its name or key, which way it moved, and how strongly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    direction: Literal["up", "down", "none"] = "up"
+    score: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+
+
+class EvidenceProfile(BaseModel):
+    """A compact summary of what an analysis (or a user's question) points at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = ""
+    messages: list[WeightedText] = Field(default_factory=list)
+    exception_types: list[str] = Field(default_factory=list)
+    metric_anomalies: list[MetricSignal] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_report(cls, report: Report, *, question: str = "", max_messages: int = 300) -> EvidenceProfile:
+        """Summarise a report: template examples weighted by count, severity and anomaly, plus metrics."""
+        messages: list[WeightedText] = []
+        exceptions: dict[str, None] = {}
+        for template in report.templates:
+            text = template.example or template.template
+            if template.severity >= Severity.ERROR:
+                severity_factor = 3.0
+            elif template.severity >= Severity.WARN:
+                severity_factor = 2.0
+            else:
+                severity_factor = 1.0
+            anomaly_factor = 1.0 + min(template.score, 10.0) if template.anomalous else 1.0
+            weight = max(template.count, 1) * severity_factor * anomaly_factor
+            messages.append(WeightedText(text=text, weight=weight, count=template.count))
+            for found in _EXCEPTION_IN_TEXT_RE.findall(text):
+                exceptions[found] = None
+        messages.sort(key=lambda item: item.weight, reverse=True)
+        signals = [
+            MetricSignal(name=anomaly.subject, direction=anomaly.direction, score=anomaly.score)
+            for anomaly in report.anomalies
+            if anomaly.source == "metrics"
+        ]
+        services: dict[str, None] = {name: None for name in report.counts_by_service}
+        for suspect in report.suspects:
+            if suspect.kind in ("service", "dependency", "component"):
+                services[suspect.name] = None
+        return cls(
+            question=question,
+            messages=messages[:max_messages],
+            exception_types=list(exceptions),
+            metric_anomalies=signals,
+            services=list(services),
+        )
+
+
+class SignatureMatch(BaseModel):
+    """A signature that fits the evidence, how well (0..1), and which symptoms hit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signature: Signature
+    score: float = Field(ge=0.0, le=1.0)
+    matched: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------- regex analysis
+
+_SPECIAL_ESCAPES = frozenset("dDwWsSbBAZzGnrtfvxuUN0123456789")
+
+
+def _skip_class(pattern: str, start: int) -> int:
+    """Index just past the character class that opens at ``start``."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] == "^":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+            continue
+        if pattern[i] == "]":
+            return i + 1
+        i += 1
+    return len(pattern)
+
+
+def _skip_group(pattern: str, start: int) -> int:
+    """Index just past the group that opens at ``start``."""
+    depth = 0
+    i = start
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = _skip_class(pattern, i)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(pattern)
+
+
+def _top_level_alternatives(pattern: str) -> int:
+    count = 1
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = _skip_class(pattern, i)
+            continue
+        if char == "(":
+            i = _skip_group(pattern, i)
+            continue
+        if char == "|":
+            count += 1
+        i += 1
+    return count
+
+
+def analyse_pattern(pattern: str) -> tuple[str, int]:
+    """Return (required literal, literal character count) of a regex.
+
+    The required literal is the longest run of plain characters that every match must contain, folded to
+    lower case; it is empty when none can be proven (alternation at the top level, verbose mode). The
+    count of literal characters anywhere in the pattern measures how specific the pattern is.
+    """
+    literal_count = 0
+    best = ""
+    run: list[str] = []
+    provable = "(?x" not in pattern and _top_level_alternatives(pattern) == 1
+
+    def close_run() -> None:
+        nonlocal best
+        if len(run) > len(best):
+            best = "".join(run)
+        run.clear()
+
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            escaped = pattern[i + 1]
+            i += 2
+            if escaped in _SPECIAL_ESCAPES or escaped.isalpha():
+                close_run()
+            else:
+                literal_count += 1
+                run.append(escaped)
+            continue
+        if char == "[":
+            close_run()
+            i = _skip_class(pattern, i)
+            continue
+        if char == "(":
+            close_run()
+            end = _skip_group(pattern, i)
+            inner = re.sub(r"^\?(?:[:=!>]|<[=!]|P<\w+>|<\w+>)", "", pattern[i + 1 : end - 1])
+            if not inner.startswith("?"):
+                literal_count += analyse_pattern(inner)[1]
+            i = end
+            continue
+        if char in "*?{":
+            if run:
+                run.pop()
+            close_run()
+            if char == "{":
+                end = pattern.find("}", i)
+                i = len(pattern) if end < 0 else end + 1
+            else:
+                i += 1
+            continue
+        if char == "+":
+            close_run()
+            i += 1
+            continue
+        if char in ".^$|)":
+            close_run()
+            i += 1
+            continue
+        if not char.isascii():
+            close_run()
+            i += 1
+            continue
+        literal_count += 1
+        run.append(char)
+        i += 1
+    close_run()
+    if not provable:
+        literal_count //= _top_level_alternatives(pattern)
+    literal = best.lower() if provable and len(best.strip()) >= 2 else ""
+    return literal, literal_count
+
+
+def fold(text: str) -> str:
+    """Fold text the way the prefilter compares it with required literals."""
+    # Dotless i is the one character outside ASCII that re.IGNORECASE equates with an ASCII letter and
+    # str.casefold() leaves alone.
+    return text.casefold().replace("ı", "i")
+
+
+# ---------------------------------------------------------------------------------- compiled form
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    regex: re.Pattern[str]
+    literal: str
+    question_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    kind: Literal["pattern", "keyword", "exception", "question"]
+    probe: int
+    label: str
+    strength: float
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledSignature:
+    signature: Signature
+    refs: tuple[_Ref, ...]
+    exception_names: tuple[tuple[str, str, bool], ...]  # (folded full name, folded simple name, dotted)
+    metrics: tuple[tuple[MetricCondition, tuple[str, ...]], ...]
+    tags: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Hit:
+    weight: float = 0.0
+    count: int = 0
+    counted: bool = False
+    best_text: str = ""
+    best_weight: float = -1.0
+    in_question: bool = False
+
+
+@dataclass(slots=True)
+class _ProbeTable:
+    probes: list[_Probe] = field(default_factory=list)
+    index: dict[tuple[str, bool], int] = field(default_factory=dict)
+
+    def add(self, regex_source: str, literal: str, *, question_only: bool) -> int:
+        key = (regex_source, question_only)
+        found = self.index.get(key)
+        if found is not None:
+            return found
+        self.probes.append(_Probe(re.compile(regex_source, re.IGNORECASE), literal, question_only))
+        self.index[key] = len(self.probes) - 1
+        return len(self.probes) - 1
+
+
+def _word_regex(word: str) -> str:
+    return r"(?<!\w)" + re.escape(word) + r"(?:s|es)?(?!\w)"
+
+
+def _ascii_literal(word: str) -> str:
+    return word.lower() if word.isascii() else ""
+
+
+def _idf(frequency: int) -> float:
+    return 1.0 / (1.0 + math.log(max(frequency, 1)))
+
+
+def _compile_all(signatures: Sequence[Signature]) -> tuple[list[_Probe], list[_CompiledSignature]]:
+    table = _ProbeTable()
+    keyword_df: dict[str, int] = {}
+    question_df: dict[str, int] = {}
+    for signature in signatures:
+        for word in {w.lower() for w in signature.keywords}:
+            keyword_df[word] = keyword_df.get(word, 0) + 1
+        for word in {w.lower() for w in signature.question_keywords}:
+            question_df[word] = question_df.get(word, 0) + 1
+
+    compiled: list[_CompiledSignature] = []
+    for signature in signatures:
+        refs: list[_Ref] = []
+        for pattern in signature.patterns:
+            literal, literal_count = analyse_pattern(pattern)
+            strength = _PATTERN_BASE + _PATTERN_SPAN * min(1.0, literal_count / _PATTERN_FULL_LITERAL)
+            refs.append(_Ref("pattern", table.add(pattern, literal, question_only=False), pattern, strength))
+        for word in signature.keywords:
+            probe = table.add(_word_regex(word), _ascii_literal(word), question_only=False)
+            refs.append(_Ref("keyword", probe, word, _KEYWORD_BASE * _idf(keyword_df[word.lower()])))
+        names: list[tuple[str, str, bool]] = []
+        for exception in signature.exception_types:
+            dotted = "." in exception
+            simple = exception.rsplit(".", 1)[-1]
+            names.append((fold(exception), fold(simple), dotted))
+            regex = r"(?<![\w.$])" + re.escape(exception) + r"(?![\w$])"
+            strength = _EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE
+            probe = table.add(regex, _ascii_literal(exception), question_only=False)
+            refs.append(_Ref("exception", probe, exception, strength))
+        for word in signature.question_keywords:
+            probe = table.add(_word_regex(word), _ascii_literal(word), question_only=True)
+            refs.append(_Ref("question", probe, word, _QUESTION_BASE * _idf(question_df[word.lower()])))
+        metrics = tuple(
+            (condition, METRIC_SYNONYMS.get(condition.metric.lower(), (condition.metric.lower(),)))
+            for condition in signature.metric_conditions
+        )
+        tags = tuple(tag for tag in signature.tags if len(tag) >= 4)
+        compiled.append(_CompiledSignature(signature, tuple(refs), tuple(names), metrics, tags))
+    return table.probes, compiled
+
+
+# --------------------------------------------------------------------------------------- matching
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SNIPPET_CHARS else flat[: _SNIPPET_CHARS - 1] + "…"
+
+
+def _noisy_or(values: Iterable[float]) -> float:
+    remaining = 1.0
+    for value in values:
+        remaining *= 1.0 - value
+    return 1.0 - remaining
+
+
+def _evidence_factor(weight: float, max_weight: float) -> float:
+    if max_weight <= 0.0:
+        return 1.0
+    return 0.5 + 0.5 * min(1.0, math.sqrt(weight / max_weight))
+
+
+def _describe(ref: _Ref, hit: _Hit) -> str:
+    if hit.in_question and hit.best_weight < 0:
+        if ref.kind == "question":
+            return f"question mentions '{ref.label}'"
+        return f"{ref.kind} '{ref.label}' in the question"
+    amount = f"x{hit.count}" if hit.counted else f"weight {hit.weight:.3g}"
+    return f"{ref.kind} '{ref.label}' in '{_snippet(hit.best_text)}' ({amount})"
+
+
+class KnowledgeBase:
+    """The loaded signatures, compiled once for matching."""
+
+    def __init__(self, signatures: Sequence[Signature], *, issues: Sequence[ParseIssue] = ()) -> None:
+        seen: set[str] = set()
+        for signature in signatures:
+            if signature.id in seen:
+                raise InputError(f"Knowledge signature id {signature.id!r} appears twice.")
+            seen.add(signature.id)
+        self.signatures: list[Signature] = list(signatures)
+        self.issues: list[ParseIssue] = list(issues)
+        self._by_id = {signature.id: signature for signature in self.signatures}
+        self._probes, self._compiled = _compile_all(self.signatures)
+
+    @classmethod
+    def load(cls, *, extra_dirs: Sequence[Path] = ()) -> KnowledgeBase:
+        """The built-in signatures plus the team runbooks found in ``extra_dirs``.
+
+        A broken built-in file raises :class:`KnowledgeFileError`. A broken runbook is reported in
+        ``issues`` and skipped, keeping every valid entry around it. A runbook whose id equals a built-in
+        signature's replaces it; a runbook id seen twice keeps the first (files are read in path order).
+        """
+        signatures: dict[str, Signature] = {signature.id: signature for signature in _builtin_signatures()}
+        builtin_ids = set(signatures)
+        issues: list[ParseIssue] = []
+        for folder in extra_dirs:
+            for signature in _load_runbook_dir(Path(folder), issues):
+                if signature.id in signatures and signature.id not in builtin_ids:
+                    issues.append(
+                        ParseIssue(
+                            source=signature.source,
+                            message=f"signature id {signature.id!r} is already defined by "
+                            f"{signatures[signature.id].source}; this one is skipped",
+                        )
+                    )
+                    continue
+                if signature.id in builtin_ids:
+                    logger.info("team runbook %s replaces built-in signature %s", signature.source, signature.id)
+                    builtin_ids.discard(signature.id)
+                signatures[signature.id] = signature
+        for issue in issues:
+            logger.warning("knowledge runbook issue: %s", issue)
+        return cls(list(signatures.values()), issues=issues)
+
+    def get(self, signature_id: str) -> Signature:
+        try:
+            return self._by_id[signature_id]
+        except KeyError:
+            raise NotFoundError(f"There is no knowledge signature named {signature_id!r}.") from None
+
+    def for_category(self, category: Category) -> list[Signature]:
+        return [signature for signature in self.signatures if signature.category is category]
+
+    def match(self, evidence: EvidenceProfile, *, limit: int = 10) -> list[SignatureMatch]:
+        """Score every signature against the evidence; the best ``limit`` with a positive score."""
+        if limit <= 0:
+            return []
+        messages = sorted(evidence.messages, key=lambda item: item.weight, reverse=True)[:MAX_MESSAGES]
+        texts = [message.text[:MAX_TEXT_CHARS] for message in messages]
+        folded = [fold(text) for text in texts]
+        max_weight = max((message.weight for message in messages), default=0.0)
+        question = evidence.question[:MAX_TEXT_CHARS]
+        question_folded = fold(question)
+        corpus = "\n".join(folded)
+
+        hits = self._run_probes(messages, texts, folded, corpus, question, question_folded)
+
+        reported = [(fold(name), fold(name.rsplit(".", 1)[-1]), "." in name) for name in evidence.exception_types]
+        max_metric = max((signal.score for signal in evidence.metric_anomalies), default=0.0)
+        metric_names = [(signal, fold(signal.name)) for signal in evidence.metric_anomalies]
+        services = [(service, fold(service)) for service in evidence.services]
+
+        results: list[SignatureMatch] = []
+        for compiled in self._compiled:
+            parts: dict[str, list[float]] = {kind: [] for kind in _CAPS}
+            matched: list[str] = []
+            for ref in compiled.refs:
+                hit = hits[ref.probe]
+                if hit is None:
+                    continue
+                factor = 1.0 if hit.in_question else _evidence_factor(hit.weight, max_weight)
+                parts[ref.kind].append(ref.strength * factor)
+                matched.append(_describe(ref, hit))
+            for full, simple, dotted in compiled.exception_names:
+                for name_full, name_simple, name_dotted in reported:
+                    same = full == name_full or (simple == name_simple and not (dotted and name_dotted))
+                    if same:
+                        parts["exception"].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
+                        matched.append(f"exception '{name_full}' reported")
+                        break
+            for condition, synonyms in compiled.metrics:
+                best: tuple[float, MetricSignal] | None = None
+                for signal, name in metric_names:
+                    if not any(piece in name for piece in synonyms):
+                        continue
+                    if condition.direction != "any" and signal.direction not in (condition.direction, "none"):
+                        continue
+                    strength = _METRIC_BASE * (0.5 if signal.direction == "none" else 1.0)
+                    strength *= _evidence_factor(signal.score, max_metric)
+                    if best is None or strength > best[0]:
+                        best = (strength, signal)
+                if best is not None:
+                    parts["metric"].append(best[0])
+                    matched.append(
+                        f"metric '{condition.metric}' {best[1].direction}: '{_snippet(best[1].name)}'"
+                        f" (score {best[1].score:.3g})"
+                    )
+            components = [min(_CAPS[kind], _noisy_or(values)) for kind, values in parts.items()]
+            score = _noisy_or(components)
+            if score <= 0.0:
+                continue
+            for tag in compiled.tags:
+                service = next((name for name, low in services if tag in low), None)
+                if service is not None:
+                    score = _noisy_or((score, _TAG_BONUS))
+                    matched.append(f"service '{service}' matches tag '{tag}'")
+                    break
+            results.append(SignatureMatch(signature=compiled.signature, score=min(1.0, score), matched=matched))
+        results.sort(key=lambda item: (-item.score, -len(item.matched), item.signature.id))
+        return results[:limit]
+
+    def _run_probes(
+        self,
+        messages: Sequence[WeightedText],
+        texts: Sequence[str],
+        folded: Sequence[str],
+        corpus: str,
+        question: str,
+        question_folded: str,
+    ) -> list[_Hit | None]:
+        hits: list[_Hit | None] = []
+        for probe in self._probes:
+            hit: _Hit | None = None
+            literal = probe.literal
+            if not probe.question_only and (not literal or literal in corpus):
+                for message, text, low in zip(messages, texts, folded, strict=True):
+                    if literal and literal not in low:
+                        continue
+                    if probe.regex.search(text) is None:
+                        continue
+                    if hit is None:
+                        hit = _Hit()
+                    hit.weight += message.weight
+                    if message.count is not None:
+                        hit.count += message.count
+                        hit.counted = True
+                    if message.weight > hit.best_weight:
+                        hit.best_weight = message.weight
+                        hit.best_text = text
+            if (
+                hit is None
+                and question
+                and (not literal or literal in question_folded)
+                and probe.regex.search(question) is not None
+            ):
+                hit = _Hit(in_question=True)
+            hits.append(hit)
+        return hits
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+class _KnowledgeFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int
+    area: str | None = None
+    description: str | None = None
+    signatures: list[Any]
+
+    @field_validator("schema_version")
+    @classmethod
+    def _check_schema(cls, value: int) -> int:
+        if value != FILE_SCHEMA_VERSION:
+            raise ValueError(f"schema_version {value} is not supported (expected {FILE_SCHEMA_VERSION})")
+        return value
+
+
+def _format_validation(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(piece) for piece in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """Parse one YAML document, keeping the node tree for line numbers."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def _entry_lines(node: yaml.Node | None, *, key: str | None) -> list[int]:
+    """1-based line of each entry of the signature list (under ``key``, or the root sequence)."""
+    target: yaml.Node | None = node
+    if key is not None and isinstance(node, yaml.MappingNode):
+        target = next(
+            (value for name, value in node.value if isinstance(name, yaml.ScalarNode) and name.value == key),
+            None,
+        )
+    if isinstance(target, yaml.SequenceNode):
+        return [item.start_mark.line + 1 for item in target.value]
+    return []
+
+
+def _entry_label(raw: Any, position: int) -> str:
+    label = f"signature #{position + 1}"
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        label += f" ({raw['id']!r})"
+    return label
+
+
+def _parse_entries(
+    raw_entries: Sequence[Any],
+    *,
+    source_name: str,
+    source_value: str,
+    lines: Sequence[int],
+    line_offset: int,
+    issues: list[ParseIssue],
+    extra: Mapping[str, Any] | None = None,
+) -> list[Signature]:
+    signatures: list[Signature] = []
+    for position, raw in enumerate(raw_entries):
+        line = lines[position] + line_offset if position < len(lines) else None
+        label = _entry_label(raw, position)
+        if not isinstance(raw, dict):
+            issues.append(
+                ParseIssue(source=source_name, line=line, level="error", message=f"{label}: not a mapping")
+            )
+            continue
+        data = dict(raw)
+        data.pop("source", None)
+        data["source"] = source_value
+        if extra:
+            data.update(extra)
+        try:
+            signatures.append(Signature.model_validate(data))
+        except ValidationError as exc:
+            issues.append(
+                ParseIssue(
+                    source=source_name, line=line, level="error", message=f"{label}: {_format_validation(exc)}"
+                )
+            )
+    return signatures
+
+
+def _parse_knowledge_text(
+    text: str, *, source_name: str, source_value: str, issues: list[ParseIssue], allow_single: bool
+) -> list[Signature]:
+    """Signatures of one YAML knowledge file; problems go to ``issues`` (valid entries are kept)."""
+    try:
+        data, node = _parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        issues.append(ParseIssue(source=source_name, line=line, level="error", message=f"not valid YAML: {problem}"))
+        return []
+    if allow_single and isinstance(data, dict) and "id" in data:
+        return _parse_entries(
+            [data], source_name=source_name, source_value=source_value, lines=[1], line_offset=0, issues=issues
+        )
+    if allow_single and isinstance(data, list):
+        return _parse_entries(
+            data,
+            source_name=source_name,
+            source_value=source_value,
+            lines=_entry_lines(node, key=None),
+            line_offset=0,
+            issues=issues,
+        )
+    try:
+        document = _KnowledgeFile.model_validate(data)
+    except ValidationError as exc:
+        issues.append(ParseIssue(source=source_name, level="error", message=_format_validation(exc)))
+        return []
+    return _parse_entries(
+        document.signatures,
+        source_name=source_name,
+        source_value=source_value,
+        lines=_entry_lines(node, key="signatures"),
+        line_offset=0,
+        issues=issues,
+    )
+
+
+def _split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """(front matter, body, line of the body) of a Markdown file, or None when it has no front matter."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "\n".join(lines[1:index]), "\n".join(lines[index + 1 :]), index + 2
+    return None
+
+
+def runbook_steps_from_markdown(body: str, *, source_name: str) -> list[NextStepTemplate]:
+    """Steps from a runbook body: each heading whose section holds a fenced code block becomes a step.
+
+    The first code block is the command; the first paragraph of prose in the section says why.
+    """
+    steps: list[NextStepTemplate] = []
+    title: str | None = None
+    prose: list[str] = []
+    paragraph: list[str] = []
+    code: list[str] | None = None
+    command: str | None = None
+    in_fence = False
+
+    def finish() -> None:
+        if title is not None and command:
+            why = prose[0] if prose else f"Step from the team runbook {source_name}."
+            steps.append(NextStepTemplate(title=title, command=command, why=why))
+
+    def end_paragraph() -> None:
+        if paragraph:
+            prose.append(" ".join(paragraph))
+            paragraph.clear()
+
+    for raw_line in body.splitlines():
+        line = raw_line.rstrip()
+        if in_fence:
+            if _FENCE_RE.match(line.strip()):
+                in_fence = False
+                if command is None and code is not None and "\n".join(code).strip():
+                    command = "\n".join(code).strip()
+                code = None
+            elif code is not None:
+                code.append(line)
+            continue
+        if _FENCE_RE.match(line.strip()):
+            end_paragraph()
+            in_fence = True
+            code = []
+            continue
+        heading = _HEADING_RE.match(line)
+        if heading:
+            end_paragraph()
+            finish()
+            title, prose, command = heading.group(2), [], None
+            continue
+        if line.strip():
+            paragraph.append(line.strip().lstrip("-*> ").strip() or line.strip())
+        else:
+            end_paragraph()
+    end_paragraph()
+    finish()
+    return steps
+
+
+def _parse_markdown_runbook(text: str, *, path: Path, issues: list[ParseIssue]) -> list[Signature]:
+    source = str(path)
+    parts = _split_front_matter(text)
+    if parts is None:
+        issues.append(
+            ParseIssue(
+                source=source,
+                line=1,
+                message="Markdown runbook has no YAML front matter between '---' lines; skipped",
+            )
+        )
+        return []
+    front, body, body_line = parts
+    try:
+        data, _node = _parse_yaml(front)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        issues.append(
+            ParseIssue(source=source, line=line, level="error", message=f"front matter is not valid YAML: {problem}")
+        )
+        return []
+    if not isinstance(data, dict):
+        issues.append(
+            ParseIssue(source=source, line=2, level="error", message="front matter must be a mapping (a signature)")
+        )
+        return []
+    try:
+        body_steps = runbook_steps_from_markdown(body, source_name=path.name)
+    except ValidationError as exc:
+        issues.append(
+            ParseIssue(
+                source=source, line=body_line, level="error", message=f"runbook body: {_format_validation(exc)}"
+            )
+        )
+        body_steps = []
+    raw = dict(data)
+    front_steps = raw.get("next_steps") or []
+    extra: dict[str, Any] = {"notes": body.strip()}
+    if body_steps:
+        if not isinstance(front_steps, list):
+            front_steps = [front_steps]
+        extra["next_steps"] = [*front_steps, *(step.model_dump() for step in body_steps)]
+    return _parse_entries(
+        [raw], source_name=source, source_value=source, lines=[2], line_offset=0, issues=issues, extra=extra
+    )
+
+
+def load_runbook_file(path: Path, issues: list[ParseIssue]) -> list[Signature]:
+    """Signatures of one team runbook file; problems are appended to ``issues``."""
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_RUNBOOK_BYTES:
+            issues.append(
+                ParseIssue(
+                    source=source,
+                    level="error",
+                    message=f"runbook is {size} bytes, over the {MAX_RUNBOOK_BYTES}-byte limit; skipped",
+                )
+            )
+            return []
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        issues.append(ParseIssue(source=source, level="error", message="runbook is not UTF-8 text; skipped"))
+        return []
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        issues.append(ParseIssue(source=source, level="error", message=f"cannot read runbook: {reason}"))
+        return []
+    if path.suffix.lower() in (".md", ".markdown"):
+        return _parse_markdown_runbook(text, path=path, issues=issues)
+    return _parse_knowledge_text(text, source_name=source, source_value=source, issues=issues, allow_single=True)
+
+
+def _load_runbook_dir(folder: Path, issues: list[ParseIssue]) -> list[Signature]:
+    if not folder.is_dir():
+        issues.append(
+            ParseIssue(source=str(folder), level="error", message="runbook folder does not exist or is not a folder")
+        )
+        return []
+    files = sorted(
+        path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in RUNBOOK_SUFFIXES
+    )
+    signatures: list[Signature] = []
+    for path in files:
+        signatures.extend(load_runbook_file(path, issues))
+    return signatures
+
+
+def _builtin_files() -> list[Traversable]:
+    folder = resources.files("core").joinpath("knowledge")
+    return sorted(
+        (entry for entry in folder.iterdir() if entry.is_file() and entry.name.endswith(".yaml")),
+        key=lambda entry: entry.name,
+    )
+
+
+@lru_cache(maxsize=1)
+def _builtin_signatures() -> tuple[Signature, ...]:
+    """Every shipped signature; raises :class:`KnowledgeFileError` naming each broken file and entry."""
+    issues: list[ParseIssue] = []
+    signatures: list[Signature] = []
+    seen: dict[str, str] = {}
+    for entry in _builtin_files():
+        name = f"core/knowledge/{entry.name}"
+        for signature in _parse_knowledge_text(
+            entry.read_text(encoding="utf-8"),
+            source_name=name,
+            source_value=BUILTIN_SOURCE,
+            issues=issues,
+            allow_single=False,
+        ):
+            if signature.id in seen:
+                issues.append(
+                    ParseIssue(
+                        source=name,
+                        level="error",
+                        message=f"signature id {signature.id!r} is already defined in {seen[signature.id]}",
+                    )
+                )
+                continue
+            seen[signature.id] = name
+            signatures.append(signature)
+    if issues:
+        first = str(issues[0])
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        raise KnowledgeFileError(
+            f"The built-in knowledge base is invalid: {first}{more}",
+            issues=issues,
+            detail="\n".join(str(issue) for issue in issues),
+        )
+    logger.debug("loaded %d built-in knowledge signatures", len(signatures))
+    return tuple(signatures)

@@ -1,0 +1,196 @@
+"""A compact, columnar summary of a log stream, built one record at a time with bounded memory.
+
+Every record costs a few bytes in typed arrays (time, template cluster, severity, service); text is kept only
+as a handful of examples per template and per exception group. The anomaly detectors read this table.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from core.models import EvidenceLine, LogRecord, Severity
+from core.stacktraces import ExceptionInfo, exception_of
+from core.templates import TemplateMiner
+
+MAX_EXAMPLES = 3
+MAX_EXAMPLE_CHARS = 500
+MAX_EXCEPTION_GROUPS = 2000
+NO_SERVICE = "(unknown)"
+
+
+@dataclass(slots=True)
+class ClusterStats:
+    count: int = 0
+    severity: int = 0
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    first_pos: int = 0
+    examples: list[EvidenceLine] = field(default_factory=list)
+    services: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class ExceptionGroup:
+    info: ExceptionInfo
+    count: int = 0
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    first_pos: int = 0
+    services: Counter[int] = field(default_factory=Counter)
+    clusters: Counter[int] = field(default_factory=Counter)
+    example: EvidenceLine | None = None
+
+
+class LogTable:
+    """Accumulates records; ``add`` is the hot path."""
+
+    def __init__(self, miner: TemplateMiner | None = None) -> None:
+        self.miner = miner if miner is not None else TemplateMiner()
+        self.ts: array[float] = array("d")
+        self.cluster: array[int] = array("i")
+        self.severity: array[int] = array("B")
+        self.service: array[int] = array("H")
+        self.component: array[int] = array("H")
+        self.services: list[str] = []
+        self._service_index: dict[str, int] = {}
+        self.components: list[str] = []
+        self._component_index: dict[str, int] = {}
+        self.clusters: dict[int, ClusterStats] = {}
+        self.exceptions: dict[str, ExceptionGroup] = {}
+        self.hosts: dict[int, Counter[str]] = {}
+        self.error_hosts: dict[int, Counter[str]] = {}
+        self.sources: Counter[str] = Counter()
+        self.with_timestamp = 0
+
+    def __len__(self) -> int:
+        return len(self.cluster)
+
+    def service_id(self, name: str | None) -> int:
+        key = name or NO_SERVICE
+        index = self._service_index.get(key)
+        if index is None:
+            index = len(self.services)
+            self.services.append(key)
+            self._service_index[key] = index
+        return index
+
+    def component_id(self, name: str | None) -> int:
+        key = name or NO_SERVICE
+        index = self._component_index.get(key)
+        if index is None:
+            if len(self.components) >= 60000:
+                return self._component_index.get(NO_SERVICE, 0)
+            index = len(self.components)
+            self.components.append(key)
+            self._component_index[key] = index
+        return index
+
+    def add(self, record: LogRecord, *, service: str | None = None) -> None:
+        """Add one record; ``service`` names its service when the record itself does not."""
+        position = len(self.cluster)
+        cluster = self.miner.add(record.message)
+        has_ts = record.timestamp is not None
+        ts = record.timestamp.timestamp() if record.timestamp is not None else math.nan
+        if has_ts:
+            self.with_timestamp += 1
+        severity = int(record.severity)
+        service = self.service_id(record.service or service)
+        self.component.append(self.component_id(record.logger))
+        self.ts.append(ts)
+        self.cluster.append(cluster)
+        self.severity.append(severity)
+        self.service.append(service)
+        self.sources[record.source] += 1
+        where = record.pod or record.host
+        if where:
+            hosts = self.hosts.get(service)
+            if hosts is None:
+                hosts = self.hosts[service] = Counter()
+            if len(hosts) < 500 or where in hosts:
+                hosts[where] += 1
+            if severity >= Severity.ERROR:
+                errs = self.error_hosts.get(service)
+                if errs is None:
+                    errs = self.error_hosts[service] = Counter()
+                if len(errs) < 500 or where in errs:
+                    errs[where] += 1
+
+        stats = self.clusters.get(cluster)
+        if stats is None:
+            stats = self.clusters[cluster] = ClusterStats(first_pos=position)
+        stats.count += 1
+        stats.services[service] += 1
+        stats.severity = max(stats.severity, severity)
+        if has_ts:
+            stats.first_ts = min(stats.first_ts, ts)
+            stats.last_ts = max(stats.last_ts, ts)
+        if len(stats.examples) < MAX_EXAMPLES and (
+            not stats.examples or severity >= Severity.WARN or record.lines > 1
+        ):
+            stats.examples.append(_evidence(record))
+
+        if severity >= Severity.WARN or record.lines > 1:
+            info = exception_of(record.message)
+            if info is not None:
+                self._add_exception(
+                    info, record=record, ts=ts, service=service, cluster=cluster, position=position
+                )
+
+    def _add_exception(
+        self, info: ExceptionInfo, *, record: LogRecord, ts: float, service: int, cluster: int, position: int
+    ) -> None:
+        key = info.group_key
+        group = self.exceptions.get(key)
+        if group is None:
+            if len(self.exceptions) >= MAX_EXCEPTION_GROUPS:
+                return
+            group = self.exceptions[key] = ExceptionGroup(
+                info=info, first_pos=position, example=_evidence(record)
+            )
+        group.count += 1
+        group.services[service] += 1
+        group.clusters[cluster] += 1
+        if not math.isnan(ts):
+            group.first_ts = min(group.first_ts, ts)
+            group.last_ts = max(group.last_ts, ts)
+
+    # --- views for the detectors -------------------------------------------------------------------------
+
+    def columns(self) -> LogColumns:
+        return LogColumns(
+            ts=np.frombuffer(self.ts, dtype=np.float64) if len(self.ts) else np.zeros(0),
+            cluster=np.frombuffer(self.cluster, dtype=np.int32)
+            if len(self.cluster)
+            else np.zeros(0, np.int32),
+            severity=np.frombuffer(self.severity, dtype=np.uint8)
+            if len(self.severity)
+            else np.zeros(0, np.uint8),
+            service=np.frombuffer(self.service, dtype=np.uint16)
+            if len(self.service)
+            else np.zeros(0, np.uint16),
+            component=np.frombuffer(self.component, dtype=np.uint16)
+            if len(self.component)
+            else np.zeros(0, np.uint16),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogColumns:
+    ts: npt.NDArray[np.float64]
+    cluster: npt.NDArray[np.int32]
+    severity: npt.NDArray[np.uint8]
+    service: npt.NDArray[np.uint16]
+    component: npt.NDArray[np.uint16]
+
+
+def _evidence(record: LogRecord) -> EvidenceLine:
+    text = record.message
+    if len(text) > MAX_EXAMPLE_CHARS:
+        text = text[:MAX_EXAMPLE_CHARS] + "…"
+    return EvidenceLine(source=record.source, line=record.line, text=text)

@@ -1,0 +1,299 @@
+"""Typed placeholder detection: turns the variable parts of a log message into ``<NAME>`` placeholders.
+
+A message is split into tokens on whitespace, except that a quoted span (``"..."``, or ``'...'`` standing
+at a token boundary) stays one token even when it holds spaces. Each token is then classified:
+
+* the whole token (without wrapping brackets, quotes and trailing punctuation) may be one typed value:
+  ``<URL>``, ``<PATH>``, ``<EMAIL>``, ``<TIME>``, ``<UUID>``, ``<IP>``, ``<K8S_NAME>``, ``<DURATION>``,
+  ``<SIZE>``, ``<NUM>``, ``<HEX>`` or ``<QUOTED>``;
+* ``key=value`` masks the value when the value is typed;
+* otherwise numbers, hex runs, IPv4 addresses, UUIDs, durations and sizes embedded in a longer token are
+  masked in place (``blk_-1608`` → ``blk_-<NUM>``, ``sshd[4120]:`` → ``sshd[<NUM>]:``), while digits glued
+  to letters (``ssh2``, ``ec2``, ``v1``) are left alone.
+
+The parameters of a token are the texts its placeholders replaced, in order, so :func:`fill` puts a masked
+message back together. A token that already contains a placeholder is kept as it is, its placeholders
+being their own parameters; this makes masking idempotent.
+
+Classification results are cached per token (a bounded cache), and cheap character tests run before any
+regular expression, because this is the hot path of template mining.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_NAMES: Final[tuple[str, ...]] = (
+    "IP",
+    "NUM",
+    "HEX",
+    "UUID",
+    "PATH",
+    "URL",
+    "DURATION",
+    "EMAIL",
+    "QUOTED",
+    "K8S_NAME",
+    "TIME",
+    "SIZE",
+    "*",
+)
+WILDCARD: Final = "<*>"
+
+PLACEHOLDER_RE: Final = re.compile(
+    r"<(?:IP|NUM|HEX|UUID|PATH|URL|DURATION|EMAIL|QUOTED|K8S_NAME|TIME|SIZE|\*)>"
+)
+
+_QUOTE_CHARS = "\"'"
+# One token: a run of non-space characters and quoted spans. A single quote opens a span only at a token
+# boundary and closes only at one, so apostrophes in words ("don't") do not start a span.
+_TOKEN_RE: Final = re.compile(r"""(?:"(?:[^"\\\n]|\\.)*"|(?<![\w'])'[^'\n]*'(?![\w'])|[^\s])+""")
+
+_LEAD_STRIP = "([{\"'"
+_TRAIL_STRIP = ")]}\"',;:.!?"
+
+_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_PATH: Final = re.compile(r"(?:~|\.{1,2})?/(?:[\w.@%+~-]+/?)*[\w.@%+~-]*|[A-Za-z]:\\[^\s]*")
+_EMAIL: Final = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_TIME: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\d{4}/\d{2}/\d{2}"
+    r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?"
+    r"|\d{4}\d{2}\d{2}T\d{6}Z?"
+)
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_IPV4: Final = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?")
+_IPV6: Final = re.compile(
+    r"\[?(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?:%[\w.]+)?\]?(?::\d{1,5})?"
+)
+_MAC: Final = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+# Kubernetes generated names: <deployment>-<replicaset hash>-<pod suffix>, or <owner>-<5-char suffix>.
+# The random parts use Kubernetes' alphabet, which has no vowels.
+_K8S: Final = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[bcdfghjklmnpqrstvwxz2456789]{5,10}-[bcdfghjklmnpqrstvwxz2456789]{5}"
+    r"|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-(?=[bcdfghjklmnpqrstvwxz]*[2456789])[bcdfghjklmnpqrstvwxz2456789]{5}"
+)
+_DURATION: Final = re.compile(
+    r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d+)?(?:sec|secs|seconds|min|mins|minutes|hrs|d)"
+)
+_SIZE: Final = re.compile(r"\d+(?:\.\d+)?(?:[KMGTPE]i?B|[KMGTPE]i|[kKMGTPE]|B|[kKmMgG]b|bytes)")
+_NUM: Final = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?%?")
+_HEX: Final = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}")
+_KEY_VALUE: Final = re.compile(r"([A-Za-z_][\w.-]*=)(.+)")
+
+# Values embedded in a longer token. Delimited by anything that is not a letter or digit, so digits glued
+# to letters (ssh2, v1, ec2) do not match.
+_EMBEDDED: Final = re.compile(
+    r"(?<![A-Za-z0-9.])(?:"
+    r"(?P<UUID>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(?P<IP>(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)"
+    r"|(?P<DURATION>\d+(?:\.\d+)?(?:ms|us|ns|s))"
+    r"|(?P<SIZE>\d+(?:\.\d+)?(?:[KMGT]i?B))"
+    r"|(?P<HEX>0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})"
+    r"|(?P<NUM>\d+(?:\.\d+)?)"
+    r")(?![A-Za-z0-9])"
+)
+
+_DIGITS = frozenset("0123456789")
+
+MaskedToken = tuple[str, tuple[str, ...]]
+
+
+def tokenize(message: str) -> list[str]:
+    """Whitespace tokens of ``message``, keeping each quoted span inside one token."""
+    if '"' not in message and "'" not in message:
+        return message.split()
+    stripped = message.lstrip()
+    if stripped[:1] == '"':
+        # A message that opens with a quoted sentence (klog's structured form) is that sentence plus
+        # key/value pairs: the sentence is the template, not a value.
+        end = stripped.find('"', 1)
+        if end > 0:
+            return stripped[: end + 1].split() + tokenize(stripped[end + 1 :])
+    return _TOKEN_RE.findall(message)
+
+
+def _classify_whole(core: str) -> str | None:
+    """The placeholder name for ``core`` when all of it is one typed value, else None."""
+    has_digit = not _DIGITS.isdisjoint(core)
+    first = core[0]
+    if first in _QUOTE_CHARS and len(core) >= 2 and core[-1] == first:
+        return "QUOTED"
+    if "://" in core:
+        return "URL" if _URL.fullmatch(core) else None
+    if first == "/" or first == "~" or (first == "." and "/" in core) or (len(core) > 2 and core[1] == ":"):
+        if _PATH.fullmatch(core):
+            return "PATH"
+    if "@" in core:
+        return "EMAIL" if _EMAIL.fullmatch(core) else None
+    if not has_digit:
+        if "-" in core and core.islower() and _K8S.fullmatch(core):
+            return "K8S_NAME"
+        return None
+    if core.isdigit():
+        return "NUM"
+    last = core[-1]
+    if ":" in core:
+        if _TIME.fullmatch(core):
+            return "TIME"
+        if _IPV4.fullmatch(core):
+            return "IP"
+        if _MAC.fullmatch(core):
+            return "HEX"
+        if ("::" in core or core.count(":") >= 7) and _IPV6.fullmatch(core):
+            return "IP"
+        return None
+    if "-" in core or "/" in core or "T" in core:
+        if _TIME.fullmatch(core):
+            return "TIME"
+        if len(core) == 36 and _UUID.fullmatch(core):
+            return "UUID"
+        if core.islower() and _K8S.fullmatch(core):
+            return "K8S_NAME"
+    if core.count(".") == 3 and _IPV4.fullmatch(core):
+        return "IP"
+    if "/" in core and _IPV4.fullmatch(core):
+        return "IP"
+    if last.isalpha():
+        if _DURATION.fullmatch(core):
+            return "DURATION"
+        if _SIZE.fullmatch(core):
+            return "SIZE"
+    if _NUM.fullmatch(core):
+        return "NUM"
+    if _HEX.fullmatch(core):
+        return "HEX"
+    return None
+
+
+def _core_bounds(token: str) -> tuple[int, int]:
+    """Where the token's core starts and ends once wrapping brackets and trailing punctuation are off.
+
+    A quote is stripped only when it does not open or close a quoted span inside the token.
+    """
+    start = 0
+    end = len(token)
+    while start < end and token[start] in _LEAD_STRIP:
+        ch = token[start]
+        if ch in _QUOTE_CHARS and token.find(ch, start + 1) > 0:
+            break
+        start += 1
+    while end > start and token[end - 1] in _TRAIL_STRIP:
+        ch = token[end - 1]
+        if ch in _QUOTE_CHARS and token.count(ch, start, end - 1) % 2 == 1:
+            break
+        end -= 1
+    return start, end
+
+
+def _embedded(match: re.Match[str], params: list[str]) -> str:
+    params.append(match.group(0))
+    return f"<{match.lastgroup}>"
+
+
+def mask_token(token: str) -> MaskedToken:
+    """The masked form of one token and the texts its placeholders stand for."""
+    if "<" in token and ">" in token:
+        inner = PLACEHOLDER_RE.findall(token)
+        if inner:
+            return token, tuple(inner)
+    if token[0] == "[" and "]" in token and ":" in token:
+        bracketed = token.rstrip(",;.")
+        if _IPV6.fullmatch(bracketed):
+            return f"<IP>{token[len(bracketed) :]}", (bracketed,)
+    start, end = _core_bounds(token)
+    lead, core, trail = token[:start], token[start:end], token[end:]
+    if not core:
+        return token, ()
+    kind = _classify_whole(core)
+    if kind is not None:
+        return f"{lead}<{kind}>{trail}", (core,)
+    if "=" in core:
+        kv = _KEY_VALUE.fullmatch(core)
+        if kv is not None:
+            value = kv.group(2)
+            value_masked, value_params = mask_token(value)
+            if value_params:
+                return f"{lead}{kv.group(1)}{value_masked}{trail}", value_params
+            return token, ()
+    if _DIGITS.isdisjoint(token):
+        return token, ()
+    params: list[str] = []
+    masked = _EMBEDDED.sub(lambda m: _embedded(m, params), token)
+    return masked, tuple(params)
+
+
+class Masker:
+    """Masks messages token by token, with a bounded cache of token results."""
+
+    def __init__(self, *, cache_size: int = 100_000) -> None:
+        self._cache: dict[str, MaskedToken] = {}
+        self._cache_size = cache_size
+
+    def mask_tokens(self, tokens: list[str]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """Masked tokens and, per token, the parameters its placeholders stand for."""
+        cache = self._cache
+        masked: list[str] = []
+        params: list[tuple[str, ...]] = []
+        for token in tokens:
+            hit = cache.get(token)
+            if hit is None:
+                hit = mask_token(token)
+                if len(cache) >= self._cache_size:
+                    cache.clear()
+                cache[token] = hit
+            masked.append(hit[0])
+            params.append(hit[1])
+        return tuple(masked), params
+
+    def masked_only(self, tokens: list[str]) -> tuple[str, ...]:
+        """Masked tokens without parameters (the miner's hot path)."""
+        cache = self._cache
+        out: list[str] = []
+        for token in tokens:
+            hit = cache.get(token)
+            if hit is None:
+                hit = mask_token(token)
+                if len(cache) >= self._cache_size:
+                    cache.clear()
+                cache[token] = hit
+            out.append(hit[0])
+        return tuple(out)
+
+
+def mask(message: str) -> tuple[str, list[str]]:
+    """``message`` with typed placeholders, tokens joined by single spaces, and the parameters in order."""
+    masked: list[str] = []
+    params: list[str] = []
+    for token in tokenize(message):
+        text, token_params = mask_token(token)
+        masked.append(text)
+        params.extend(token_params)
+    return " ".join(masked), params
+
+
+def fill(template: str, params: list[str]) -> str:
+    """Put ``params`` back into the placeholders of ``template``, in order.
+
+    Raises ValueError when the number of parameters does not match the number of placeholders.
+    """
+    values = iter(params)
+    missing = False
+
+    def put(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = next(values, None)
+        if value is None:
+            missing = True
+            return match.group(0)
+        return value
+
+    out = PLACEHOLDER_RE.sub(put, template)
+    if missing or next(values, None) is not None:
+        raise ValueError(f"template has a different number of placeholders than the {len(params)} parameters")
+    return out

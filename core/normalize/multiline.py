@@ -1,0 +1,151 @@
+"""Joining physical lines into logical records: stack traces (Java, Python, Go), indented continuation
+lines, and blank lines, which belong to the record before them.
+
+Line accounting: every physical line belongs to exactly one record, except blank lines before the
+first record (and a CSV header), which belong to none.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final
+
+from core.models import LogRecord, Severity
+from core.normalize.containers import Item
+from core.normalize.fields import Fields, build_record
+
+logger = logging.getLogger(__name__)
+
+LineParser = Callable[[str], Fields | None]
+
+_NO_TRACE: Final = 0
+_PYTHON: Final = 1
+_GO: Final = 2
+
+# Lines that continue the record before them whatever format it has.
+_CONTINUATION_PREFIXES: Final = (
+    "Caused by:",
+    "Suppressed:",
+    "... ",
+    "Traceback (most recent call last):",
+    "During handling of the above exception",
+    "The above exception was the direct cause",
+    "goroutine ",
+    "created by ",
+    "exit status ",
+    "[signal ",
+)
+_JAVA_EXCEPTION: Final = re.compile(r"(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$)")
+_GO_PANIC_PREFIXES: Final = ("panic: ", "fatal error: ")
+
+
+def starts_go_panic(text: str) -> bool:
+    return text.startswith(_GO_PANIC_PREFIXES)
+
+
+def _is_continuation(text: str) -> bool:
+    first = text[0]
+    if first == " " or first == "\t":
+        return True
+    if text.startswith(_CONTINUATION_PREFIXES):
+        return True
+    return _JAVA_EXCEPTION.match(text) is not None
+
+
+def _trace_after(text: str, current: int) -> int:
+    if text.startswith("Traceback (most recent call last):"):
+        return _PYTHON
+    if text.startswith("goroutine ") or starts_go_panic(text):
+        return _GO
+    return current
+
+
+def _merge(inner: Fields, outer: Fields) -> Fields:
+    """Fields of a line wrapped by a container runtime: the inner line's own values win."""
+    if inner.get("timestamp") is None and outer.get("timestamp") is not None:
+        inner["timestamp"] = outer["timestamp"]
+    outer_attributes = outer.get("attributes")
+    if outer_attributes:
+        inner_attributes = inner.get("attributes")
+        inner["attributes"] = {**outer_attributes, **inner_attributes} if inner_attributes else outer_attributes
+    return inner
+
+
+def assemble(
+    items: Iterable[Item],
+    parse: LineParser,
+    *,
+    fallback: LineParser | None,
+    headered: bool,
+    source: str,
+    fmt: str,
+    defaults: Fields | None,
+) -> Iterator[LogRecord]:
+    """Turn (line, span, text, wrapper fields) items into records.
+
+    ``parse`` is the format's header parser; a line it rejects is, in order: blank (joins the record
+    before), an obvious continuation (indented, ``Caused by:``, a Java exception, ...), a header of
+    another shape found by ``fallback``, a continuation because the format is ``headered`` (every
+    record starts with a header) or a Go panic / Python traceback is open, and otherwise a record of
+    its own with the whole line as its message.
+    """
+    pending: Fields | None = None
+    head = ""
+    parts: list[str] | None = None
+    blanks = 0
+    start = 0
+    span = 0
+    trace = _NO_TRACE
+    for number, count, text, outer in items:
+        fields = parse(text)
+        if fields is None:
+            if not text or text.isspace():
+                if pending is not None:
+                    span += count
+                    blanks += 1
+                continue
+            if pending is not None and _is_continuation(text):
+                if parts is None:
+                    parts = [head]
+                if blanks:
+                    parts.extend([""] * blanks)
+                    blanks = 0
+                parts.append(text)
+                span += count
+                trace = _trace_after(text, trace)
+                continue
+            if fallback is not None:
+                fields = fallback(text)
+            if fields is None:
+                if pending is not None and (headered or trace != _NO_TRACE):
+                    if parts is None:
+                        parts = [head]
+                    if blanks:
+                        parts.extend([""] * blanks)
+                        blanks = 0
+                    parts.append(text)
+                    span += count
+                    if trace == _PYTHON:
+                        trace = _NO_TRACE  # the exception line ends a Python traceback
+                    continue
+                fields = {"message": text}
+                if starts_go_panic(text):
+                    fields["severity"] = Severity.FATAL
+                    fields["severity_text"] = "panic"
+        if outer is not None:
+            fields = _merge(fields, outer)
+        if pending is not None:
+            yield build_record(
+                pending, head if parts is None else "\n".join(parts), source, start, span, fmt, defaults
+            )
+        pending = fields
+        head = fields.get("message", "")
+        parts = None
+        blanks = 0
+        start = number
+        span = count + blanks
+        trace = _trace_after(head, _NO_TRACE) if head else _NO_TRACE
+    if pending is not None:
+        yield build_record(pending, head if parts is None else "\n".join(parts), source, start, span, fmt, defaults)

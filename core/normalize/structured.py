@@ -1,0 +1,68 @@
+"""Structured lines: JSON objects (ECS, OpenTelemetry, Bunyan/pino, GCP, fluentd/fluent-bit/filebeat
+Kubernetes metadata, journald) and logfmt."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Final
+
+from core.normalize.fields import Fields, Scalar, fields_from_flat, flatten
+
+logger = logging.getLogger(__name__)
+
+_loads = json.loads
+
+
+def load_object(line: str) -> dict[str, object] | None:
+    """The JSON object on a line, or None when the line is not one."""
+    text = line.strip()
+    if not text.startswith("{") or not text.endswith("}"):
+        return None
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def fields_from_object(obj: dict[str, object], raw: str) -> Fields:
+    flat: dict[str, Scalar] = {}
+    try:
+        flatten(obj, flat)
+    except RecursionError:
+        flat = {}
+    return fields_from_flat(flat, raw=raw)
+
+
+def parse_json(line: str) -> Fields | None:
+    obj = load_object(line)
+    if obj is None:
+        return None
+    return fields_from_object(obj, line)
+
+
+_PAIR: Final = r'[A-Za-z_@][\w.@/-]*=(?:"(?:[^"\\]|\\.)*"|[^\s"=]*)'
+_LOGFMT_LINE: Final = re.compile(rf"\s*{_PAIR}(?:\s+{_PAIR})+\s*$")
+_LOGFMT_PAIR: Final = re.compile(r'(?P<key>[A-Za-z_@][\w.@/-]*)=(?P<value>"(?:[^"\\]|\\.)*"|[^\s"=]*)')
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"':
+        try:
+            text = _loads(value)
+        except ValueError:
+            return value[1:-1]
+        return text if isinstance(text, str) else value[1:-1]
+    return value
+
+
+def parse_logfmt(line: str) -> Fields | None:
+    """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``."""
+    if _LOGFMT_LINE.match(line) is None:
+        return None
+    flat: dict[str, Scalar] = {}
+    for pair in _LOGFMT_PAIR.finditer(line):
+        flat[pair["key"]] = _unquote(pair["value"])
+    return fields_from_flat(flat, raw=line)

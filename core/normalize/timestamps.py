@@ -1,0 +1,258 @@
+"""Timestamp parsing: leading text timestamps (with a cache of repeated prefixes) and field values.
+
+Every datetime returned is timezone-aware UTC. Naive times are taken as UTC. Zone abbreviations other than
+UTC/GMT/Z are not interpreted.
+
+Year-less timestamps (RFC 3164 syslog, glog/klog) take the year from :data:`ASSUMED_YEAR` when a caller
+set it (``ASSUMED_YEAR.set(2023)`` around a ``read_logs`` call), else the current UTC year; a result more
+than two days in the future is moved to the previous year, so December logs read in January land in the
+right year.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta, timezone
+
+logger = logging.getLogger(__name__)
+
+ASSUMED_YEAR: ContextVar[int | None] = ContextVar("faultmaven_assumed_log_year", default=None)
+
+MONTHS: dict[str, int] = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+    )
+}
+
+_CACHE_LIMIT = 8192
+_cache: dict[str, datetime] = {}
+
+# The leading ISO-like timestamp: 2024-03-01T10:00:00.123Z, 2024-03-01 10:00:00,123, 2024/03/01 10:00:00,
+# optionally in brackets. Groups: base (to the second), frac, tz.
+ISO_PREFIX = (
+    r"(?P<base>\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2})"
+    r"(?:[.,](?P<frac>\d{1,9}))?"
+    r"(?P<tz>\s?(?:Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)(?![\w]))?"
+)
+
+_MIN_EPOCH = 631152000  # 1990-01-01
+_MAX_EPOCH = 4102444800  # 2100-01-01
+
+
+def _offset(tz: str) -> timezone | None:
+    tz = tz.strip()
+    if tz in ("", "Z", "UTC", "GMT"):
+        return None
+    sign = -1 if tz[0] == "-" else 1
+    digits = tz[1:].replace(":", "")
+    hours = int(digits[:2])
+    minutes = int(digits[2:4]) if len(digits) >= 4 else 0
+    if hours > 23 or minutes > 59:
+        raise ValueError("offset out of range")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _remember(key: str, value: datetime) -> None:
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()
+    _cache[key] = value
+
+
+def iso_parts(base: str, frac: str | None, tz: str | None) -> datetime | None:
+    """Build a UTC datetime from the groups of :data:`ISO_PREFIX`; None when the date is impossible."""
+    key = base + tz if tz else base
+    value = _cache.get(key)
+    if value is None:
+        try:
+            value = datetime(
+                int(base[0:4]),
+                int(base[5:7]),
+                int(base[8:10]),
+                int(base[11:13]),
+                int(base[14:16]),
+                int(base[17:19]),
+                tzinfo=UTC,
+            )
+            offset = _offset(tz) if tz else None
+        except ValueError:
+            return None
+        if offset is not None:
+            value = value.replace(tzinfo=offset).astimezone(UTC)
+        _remember(key, value)
+    if frac:
+        return value.replace(microsecond=int((frac + "00000")[:6]))
+    return value
+
+
+def assumed_year(month: int, day: int) -> int:
+    """The year for a year-less timestamp (see the module docstring)."""
+    fixed = ASSUMED_YEAR.get()
+    if fixed is not None:
+        return fixed
+    now = datetime.now(UTC)
+    year = now.year
+    try:
+        if datetime(year, month, day, tzinfo=UTC) > now + timedelta(days=2):
+            year -= 1
+    except ValueError:
+        pass
+    return year
+
+
+def yearless(month_name: str, day: str, clock: str, frac: str | None) -> datetime | None:
+    """'Mar', ' 1', '10:00:00' (syslog) -> UTC datetime with the assumed year."""
+    month = MONTHS.get(month_name[:3].lower())
+    if month is None:
+        return None
+    fixed = ASSUMED_YEAR.get()
+    key = f"{month_name}|{day}|{clock}|{fixed}"
+    value = _cache.get(key)
+    if value is None:
+        try:
+            day_number = int(day)
+            year = assumed_year(month, day_number)
+            value = datetime(
+                year, month, day_number, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC
+            )
+        except ValueError:
+            return None
+        _remember(key, value)
+    if frac:
+        return value.replace(microsecond=int((frac + "00000")[:6]))
+    return value
+
+
+def month_day(month: int, day: int, clock: str, frac: str | None) -> datetime | None:
+    """glog/klog 'MMDD hh:mm:ss.uuuuuu' with the assumed year."""
+    try:
+        year = assumed_year(month, day)
+        value = datetime(year, month, day, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC)
+    except ValueError:
+        return None
+    if frac:
+        return value.replace(microsecond=int((frac + "00000")[:6]))
+    return value
+
+
+def from_epoch(number: float) -> datetime | None:
+    """Seconds, milliseconds, microseconds or nanoseconds since the epoch, told apart by magnitude."""
+    if number != number or number <= 0:  # NaN or not positive
+        return None
+    if number >= 1e17:
+        seconds = number / 1e9
+    elif number >= 1e14:
+        seconds = number / 1e6
+    elif number >= 1e11:
+        seconds = number / 1e3
+    else:
+        seconds = number
+    if not _MIN_EPOCH <= seconds <= _MAX_EPOCH:
+        return None
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def from_epoch_text(text: str) -> datetime | None:
+    """'1709287200', '1709287200.123', '1709287200123' -> UTC datetime; None when implausible."""
+    if "." in text:
+        whole, _, frac = text.partition(".")
+        if not whole.isdigit() or not frac.isdigit():
+            return None
+        moment = from_epoch(int(whole))
+        if moment is None:
+            return None
+        if len(whole) <= 10 and frac:
+            return moment.replace(microsecond=int((frac + "00000")[:6]))
+        return moment
+    if not text.isdigit():
+        return None
+    if len(text) > 10:
+        return from_epoch(int(text))
+    return from_epoch(int(text))
+
+
+_KIBANA = re.compile(
+    r"(?P<mon>[A-Za-z]{3})\w* (?P<day>\d{1,2}), (?P<year>\d{4}) @ (?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?$"
+)
+_APACHE = re.compile(
+    r"(?P<day>\d{2})/(?P<mon>[A-Za-z]{3})/(?P<year>\d{4}):(?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
+    r"(?: (?P<tz>[+-]\d{4}))?$"
+)
+_ISO_FULL = re.compile(ISO_PREFIX + r"$")
+
+
+def named_date(
+    year: str, mon: str, day: str, clock: str, frac: str | None, tz: str | None
+) -> datetime | None:
+    month = MONTHS.get(mon[:3].lower())
+    if month is None:
+        return None
+    base = f"{int(year):04d}-{month:02d}-{int(day):02d} {clock}"
+    return iso_parts(base, frac, tz)
+
+
+def apache_time(text: str) -> datetime | None:
+    """'10/Oct/2000:13:55:36 -0700' (the bracketed time of access logs)."""
+    match = _APACHE.match(text)
+    if match is None:
+        return None
+    return named_date(match["year"], match["mon"], match["day"], match["clock"], match["frac"], match["tz"])
+
+
+def parse_time_text(text: str) -> datetime | None:
+    """A timestamp given as a whole string in a structured field (JSON, CSV, logfmt)."""
+    text = text.strip()
+    if not text or len(text) > 64:
+        return None
+    first = text[0]
+    if first.isdigit():
+        match = _ISO_FULL.match(text)
+        if match is not None:
+            return iso_parts(match["base"], match["frac"], match["tz"])
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+        epoch = from_epoch_text(text)
+        if epoch is not None:
+            return epoch
+        return apache_time(text)
+    match = _KIBANA.match(text)
+    if match is not None:
+        return named_date(match["year"], match["mon"], match["day"], match["clock"], match["frac"], None)
+    return None
+
+
+def parse_time_value(value: object) -> datetime | None:
+    """A timestamp field value: a string in a common form, or an epoch number."""
+    if isinstance(value, str):
+        return parse_time_text(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return from_epoch(float(value))
+        except (OverflowError, ValueError, OSError):
+            return None
+    if isinstance(value, dict):
+        # {"seconds": ..., "nanos": ...} (protobuf Timestamp as JSON), {"$date": ...}
+        seconds = value.get("seconds")
+        if isinstance(seconds, int | float | str):
+            try:
+                moment = from_epoch(float(seconds))
+            except ValueError:
+                return None
+            nanos = value.get("nanos")
+            if moment is not None and isinstance(nanos, int) and 0 <= nanos < 1_000_000_000:
+                moment = moment.replace(microsecond=nanos // 1000)
+            return moment
+        inner = value.get("$date")
+        if inner is not None:
+            return parse_time_value(inner)
+    return None

@@ -1,0 +1,120 @@
+"""A report as plain text (terminals) or Markdown (tickets, chat)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from core.models import Anomaly, Report
+
+TOP_ANOMALIES = 10
+TOP_TEMPLATES = 10
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _span(anomaly: Anomaly) -> str:
+    if anomaly.start is None:
+        return ""
+    end = anomaly.end.astimezone(UTC).strftime("%H:%M:%S") if anomaly.end else "?"
+    return f"{_when(anomaly.start)}..{end}"
+
+
+def _clip(text: str, limit: int = 140) -> str:
+    text = text.replace("\n", " ⏎ ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_text(report: Report) -> str:
+    out: list[str] = [report.summary, ""]
+    if report.time_range.start:
+        out.append(f"Time range: {_when(report.time_range.start)} .. {_when(report.time_range.end)} UTC")
+    if report.counts_by_severity:
+        out.append("Severity:   " + ", ".join(f"{k} {v}" for k, v in report.counts_by_severity.items()))
+    if report.counts_by_service:
+        out.append(
+            "Services:   " + ", ".join(f"{k} {v}" for k, v in list(report.counts_by_service.items())[:10])
+        )
+    if report.root_causes:
+        out += ["", "Root-cause hypotheses:"]
+        for i, cause in enumerate(report.root_causes, 1):
+            out.append(f"  {i}. [{cause.confidence:.2f}] {cause.title}  ({cause.category.value})")
+            for note in cause.evidence.notes[:3]:
+                out.append(f"       - {_clip(note)}")
+            for line in cause.evidence.lines[:2]:
+                out.append(f"       > {line.source}:{line.line}: {_clip(line.text, 120)}")
+    if report.suspects:
+        out += ["", "Suspects:"]
+        for i, suspect in enumerate(report.suspects, 1):
+            out.append(
+                f"  {i}. {suspect.name} ({suspect.kind}, score {suspect.score:.2f}): {_clip(suspect.reason, 160)}"
+            )
+    if report.anomalies:
+        out += [
+            "",
+            f"Anomalies (top {min(TOP_ANOMALIES, len(report.anomalies))} of {len(report.anomalies)}):",
+        ]
+        for anomaly in report.anomalies[:TOP_ANOMALIES]:
+            out.append(
+                f"  [{anomaly.score:6.2f}] {anomaly.source}/{anomaly.kind} {_span(anomaly)}  {_clip(anomaly.description or anomaly.subject)}"
+            )
+    if report.templates:
+        out += ["", "Templates (anomalous first):"]
+        for row in report.templates[:TOP_TEMPLATES]:
+            mark = "*" if row.anomalous else " "
+            out.append(f" {mark}{row.count:8d}  {row.id}  {row.severity.name:5s}  {_clip(row.template, 100)}")
+    if report.issues:
+        out += ["", f"Input issues ({len(report.issues)}):"]
+        out += [f"  {issue}" for issue in report.issues[:10]]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def render_markdown(report: Report) -> str:
+    out: list[str] = ["## FaultMaven analysis", "", report.summary, ""]
+    if report.root_causes:
+        out += [
+            "### Root-cause hypotheses",
+            "",
+            "| # | Confidence | Category | Hypothesis |",
+            "|---|---|---|---|",
+        ]
+        for i, cause in enumerate(report.root_causes, 1):
+            out.append(f"| {i} | {cause.confidence:.2f} | `{cause.category.value}` | {_md(cause.title)} |")
+        best = report.root_causes[0]
+        if best.evidence.lines or best.evidence.notes:
+            out += ["", "Evidence for the best hypothesis:", ""]
+            out += [f"- {_md(_clip(note))}" for note in best.evidence.notes[:4]]
+            out += [
+                f"- `{line.source}:{line.line}` {_md(_clip(line.text, 160))}"
+                for line in best.evidence.lines[:3]
+            ]
+        out.append("")
+    if report.suspects:
+        out += ["### Suspects", "", "| # | Name | Kind | Score | Why |", "|---|---|---|---|---|"]
+        for i, suspect in enumerate(report.suspects, 1):
+            out.append(
+                f"| {i} | {_md(suspect.name)} | {suspect.kind} | {suspect.score:.2f} | {_md(_clip(suspect.reason, 200))} |"
+            )
+        out.append("")
+    if report.anomalies:
+        out += ["### Anomalies", "", "| Score | Source | Kind | When | What |", "|---|---|---|---|---|"]
+        for anomaly in report.anomalies[:TOP_ANOMALIES]:
+            out.append(
+                f"| {anomaly.score:.2f} | {anomaly.source} | {anomaly.kind} | {_span(anomaly) or '-'} | {_md(_clip(anomaly.description or anomaly.subject))} |"
+            )
+        out.append("")
+    if report.templates:
+        out += ["### Top templates", "", "| Count | Id | Severity | Template |", "|---|---|---|---|"]
+        for row in report.templates[:TOP_TEMPLATES]:
+            out.append(
+                f"| {row.count} | `{row.id}` | {row.severity.name} | `{_md(_clip(row.template, 120))}` |"
+            )
+        out.append("")
+    if report.issues:
+        out += [f"_{len(report.issues)} input issue(s); first: {_md(str(report.issues[0]))}_", ""]
+    return "\n".join(out)

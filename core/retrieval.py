@@ -1,0 +1,535 @@
+"""Retrieval: text embedders and vector indexes behind small protocols, with embedded defaults.
+
+* :class:`HashedEmbedder` needs no model download. It turns text into signed, feature-hashed vectors of
+  word unigrams and bigrams, infrastructure "concepts" (a small synonym table: ``clients`` and
+  ``connections`` share the concept ``connection``; ``ECONNREFUSED`` carries ``connection`` and
+  ``refused``), and character n-grams of identifier-like tokens (``OOMKilled``, ``too_many_connections``).
+  It is lexical, not semantic: two texts are close when they share words, stems, concepts or identifier
+  fragments. A sentence-transformers or API embedder (``faultmaven.embedders``) does better on paraphrase.
+* :class:`ExactIndex` is exact cosine search over a numpy matrix held in memory (so bounded by memory:
+  ``n × dimension × 4`` bytes, about 4 KB per item at 1024 dimensions), optionally persisted to a
+  directory and loaded again on open.
+
+The :class:`VectorIndex` protocol is async so that remote indexes (Pinecone) and the embedded one fit the
+same interface; the embedded index never awaits anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import math
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.answers import IncidentCase, SimilarIncident
+from core.errors import InputError
+from core.models import Category
+
+logger = logging.getLogger(__name__)
+
+FloatMatrix = npt.NDArray[np.float32]
+ItemKind = Literal["incident", "runbook", "signature"]
+
+
+# --- protocols and records ---------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    dimension: int
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        """Vectors for ``texts``: shape ``(len(texts), dimension)``, float32, each row of unit length (a row
+        is all zeros only when its text carries no usable token)."""
+        ...
+
+
+class VectorItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=512)
+    kind: ItemKind
+    namespace: str = Field(min_length=1, max_length=200)
+    text: str
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: ItemKind
+    score: float = Field(description="Cosine similarity in [-1, 1]; higher is closer.")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class VectorIndex(Protocol):
+    async def upsert(self, items: Sequence[VectorItem], vectors: FloatMatrix) -> None:
+        """Insert or replace ``items`` (keyed by namespace and id); row i of ``vectors`` belongs to item i."""
+        ...
+
+    async def query(
+        self, vector: FloatMatrix, *, namespace: str, top_k: int = 5, kind: str | None = None
+    ) -> list[SearchHit]:
+        """The ``top_k`` items of ``namespace`` closest to ``vector`` (optionally of one kind), best first."""
+        ...
+
+    async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
+        """Remove ``ids`` from ``namespace``; ids that are not there are ignored."""
+        ...
+
+
+def normalize_rows(matrix: npt.NDArray[np.floating]) -> FloatMatrix:
+    """Rows scaled to unit L2 length (all-zero rows stay zero), as float32."""
+    out = np.asarray(matrix, dtype=np.float32)
+    if out.ndim != 2:
+        raise InputError(f"expected a 2-D matrix of vectors, got shape {out.shape}")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0.0] = 1.0
+    return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+# --- the hashed embedder -----------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_HEXISH_RE = re.compile(r"^(?:0x)?[0-9a-f]{6,}$|^\d+$|^[0-9a-f]{8}-[0-9a-f]{4}-")
+
+_STOP_WORDS = frozenset(
+    """a an the of to in on at by for from with and or but if then than this that these those is are was were
+    be been being it its as into over under about after before while during has have had do does did can
+    could should would will shall may might must i we you he she they them our your their there here so
+    such via per also just only very please""".split()  # noqa: SIM905
+)
+
+# Words that name the same infrastructure concept. A token contributes its own feature AND its concept's.
+_CONCEPTS: dict[str, tuple[str, ...]] = {
+    "connection": (
+        "connection", "connect", "conn", "client", "socket", "session", "econnrefused", "econnreset",
+        "backend", "pgbouncer",
+    ),
+    "database": (
+        "database", "db", "postgres", "postgresql", "pg", "psql", "mysql", "mariadb", "sql", "rds",
+        "aurora", "mongodb", "mongo", "redis", "cassandra", "query",
+    ),
+    "postgres": ("postgres", "postgresql", "pg", "psql", "pgbouncer"),
+    "limit": (
+        "many", "exhausted", "exhaustion", "limit", "maximum", "max", "saturated", "saturation",
+        "capacity", "full", "exceeded", "pool", "quota",
+    ),
+    "memory": ("memory", "oom", "oomkilled", "heap", "rss", "outofmemoryerror", "malloc", "swap"),
+    "disk": ("disk", "space", "enospc", "filesystem", "volume", "inode", "storage", "pvc"),
+    "cpu": ("cpu", "throttling", "throttled", "load", "steal"),
+    "timeout": ("timeout", "timed", "deadline", "etimedout", "slow", "latency", "hang", "hung"),
+    "refused": ("refused", "econnrefused", "unreachable", "reset", "econnreset", "ehostunreach", "broken"),
+    "dns": ("dns", "resolve", "resolution", "nxdomain", "lookup", "servfail", "coredns", "hostname"),
+    "tls": ("tls", "ssl", "certificate", "cert", "x509", "handshake", "expired", "ca"),
+    "auth": (
+        "auth", "authentication", "unauthorized", "forbidden", "denied", "permission", "credential",
+        "password", "login", "401", "403", "iam", "token",
+    ),
+    "ratelimit": ("ratelimit", "throttle", "throttled", "429", "quota", "backoff"),
+    "crash": ("crash", "crashloopbackoff", "crashloop", "restart", "restarted", "killed", "exit", "panic"),
+    "deploy": ("deploy", "deployment", "rollout", "release", "version", "upgrade", "rollback"),
+    "queue": ("queue", "backlog", "lag", "consumer", "kafka", "rabbitmq", "sqs", "partition"),
+    "upstream": ("upstream", "502", "503", "504", "gateway", "unavailable", "dependency", "downstream"),
+    "error": ("error", "fatal", "exception", "failed", "failure", "fail", "err", "critical"),
+    "scheduling": ("unschedulable", "pending", "insufficient", "scheduling", "evicted", "eviction", "node"),
+    "config": ("config", "configuration", "misconfigured", "invalid", "missing", "env", "setting"),
+}  # fmt: skip
+
+_CONCEPTS_OF: dict[str, tuple[str, ...]] = {}
+for _concept, _words in _CONCEPTS.items():
+    for _word in _words:
+        _CONCEPTS_OF[_word] = (*_CONCEPTS_OF.get(_word, ()), _concept)
+
+_UNIGRAM_WEIGHT = 1.0
+_BIGRAM_WEIGHT = 0.8
+_CONCEPT_WEIGHT = 0.5
+_CHARGRAM_WEIGHT = 0.25
+
+
+def stem(word: str) -> str:
+    """A deliberately small English suffix stripper: plurals, -ing, -ed (``connections`` → ``connection``)."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("sses"):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        return word[:-3]
+    if word.endswith("ed") and len(word) > 4:
+        return word[:-2]
+    return word
+
+
+def _is_identifier(token: str) -> bool:
+    if len(token) < 5:
+        return False
+    has_separator = any(c in token for c in "_.-")
+    has_mixed_case = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
+    has_digit_and_alpha = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    return has_separator or has_mixed_case or has_digit_and_alpha or token.isupper()
+
+
+def _words_of(token: str) -> list[str]:
+    parts: list[str] = []
+    for piece in re.split(r"[_.\-]+", token):
+        parts.extend(_CAMEL_RE.findall(piece))
+    return [p.lower() for p in parts if p]
+
+
+@lru_cache(maxsize=65536)
+def _bucket(feature: str, dimension: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return (value >> 1) % dimension, (1.0 if value & 1 else -1.0)
+
+
+def text_features(text: str) -> Counter[str]:
+    """The features of a text with their counts (exposed so tests and tools can see why two texts are close).
+
+    Prefixes: ``w:`` stemmed word, ``b:`` bigram of stemmed words, ``k:`` concept, ``i:`` whole identifier,
+    ``c:`` character n-gram of an identifier.
+    """
+    counts: Counter[str] = Counter()
+    words: list[str] = []
+    for token in _TOKEN_RE.findall(text):
+        if _is_identifier(token):
+            lowered = token.lower()
+            counts["i:" + lowered] += 1
+            for n in (3, 4, 5):
+                for i in range(len(lowered) - n + 1):
+                    counts["c:" + lowered[i : i + n]] += 1
+        for word in _words_of(token):
+            if _HEXISH_RE.match(word) and word not in _CONCEPTS_OF:
+                continue
+            words.append(word)
+    kept: list[str] = []
+    for word in words:
+        if word in _STOP_WORDS:
+            kept.append("")  # a stop word breaks a bigram
+            continue
+        stemmed = stem(word)
+        kept.append(stemmed)
+        counts["w:" + stemmed] += 1
+        for concept in _CONCEPTS_OF.get(word, ()) or _CONCEPTS_OF.get(stemmed, ()):
+            counts["k:" + concept] += 1
+    for first, second in itertools.pairwise(kept):
+        if first and second:
+            counts[f"b:{first} {second}"] += 1
+    return counts
+
+
+def _weight(feature: str) -> float:
+    prefix = feature[:2]
+    if prefix in {"w:", "i:"}:
+        return _UNIGRAM_WEIGHT
+    if prefix == "b:":
+        return _BIGRAM_WEIGHT
+    if prefix == "k:":
+        return _CONCEPT_WEIGHT
+    return _CHARGRAM_WEIGHT
+
+
+class HashedEmbedder:
+    """Lexical feature-hashing embedder (no model, no network, deterministic across processes)."""
+
+    def __init__(self, *, dimension: int = 1024) -> None:
+        if dimension < 16:
+            raise InputError(f"HashedEmbedder dimension must be at least 16, got {dimension}")
+        self.dimension = dimension
+        self.name = f"hashed-v1-{dimension}"
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature, tf in text_features(text).items():
+                index, sign = _bucket(feature, self.dimension)
+                out[row, index] += sign * _weight(feature) * (1.0 + math.log(tf))
+        return normalize_rows(out)
+
+
+# --- the embedded exact index ------------------------------------------------------------------------------
+
+_MANIFEST = "index.json"
+_FORMAT_VERSION = 1
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    dimension: int
+    generation: int
+    count: int
+    vectors: str
+    items: str
+
+
+class ExactIndex:
+    """Exact cosine search in numpy over every item in memory; persisted to ``directory`` when given.
+
+    On disk: ``index.json`` (a manifest) names one generation of ``vectors-<n>.npy`` (float32 matrix) and
+    ``items-<n>.jsonl`` (one :class:`VectorItem` per line, same order). A write creates the next generation
+    with temporary files and ``os.replace``, then swaps the manifest, so a crash leaves the previous
+    generation intact. One process should own a directory: writes from two processes are not merged.
+    """
+
+    def __init__(self, *, dimension: int, directory: Path | None = None) -> None:
+        if dimension < 1:
+            raise InputError(f"index dimension must be positive, got {dimension}")
+        self.dimension = dimension
+        self.directory = directory
+        self._items: list[VectorItem] = []
+        self._vectors: FloatMatrix = np.zeros((0, dimension), dtype=np.float32)
+        self._positions: dict[tuple[str, str], int] = {}
+        self._generation = 0
+        if directory is not None:
+            self._load(directory)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- the VectorIndex protocol --
+
+    async def upsert(self, items: Sequence[VectorItem], vectors: FloatMatrix) -> None:
+        self._upsert(items, vectors)
+        self._save()
+
+    async def query(
+        self, vector: FloatMatrix, *, namespace: str, top_k: int = 5, kind: str | None = None
+    ) -> list[SearchHit]:
+        if top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {top_k}")
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dimension:
+            raise InputError(f"query vector has {query.shape[0]} dimensions, the index has {self.dimension}")
+        norm = float(np.linalg.norm(query))
+        if norm == 0.0 or not self._items:
+            return []
+        rows = np.array(
+            [
+                i
+                for i, item in enumerate(self._items)
+                if item.namespace == namespace and (kind is None or item.kind == kind)
+            ],
+            dtype=np.int64,
+        )
+        if rows.size == 0:
+            return []
+        scores = self._vectors[rows] @ (query / norm)
+        take = min(top_k, rows.size)
+        best = np.argpartition(-scores, take - 1)[:take]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        hits: list[SearchHit] = []
+        for position in best:
+            item = self._items[int(rows[position])]
+            hits.append(
+                SearchHit(id=item.id, kind=item.kind, score=float(scores[position]), metadata=item.metadata)
+            )
+        return hits
+
+    async def delete(self, ids: Sequence[str], *, namespace: str) -> None:
+        doomed = {self._positions[(namespace, i)] for i in ids if (namespace, i) in self._positions}
+        if not doomed:
+            return
+        keep = [i for i in range(len(self._items)) if i not in doomed]
+        self._items = [self._items[i] for i in keep]
+        self._vectors = np.ascontiguousarray(self._vectors[keep])
+        self._reindex()
+        self._save()
+
+    # -- extras for the embedded store --
+
+    def get(self, item_id: str, *, namespace: str) -> VectorItem | None:
+        position = self._positions.get((namespace, item_id))
+        return None if position is None else self._items[position]
+
+    def items(self, *, namespace: str | None = None) -> list[VectorItem]:
+        return [item for item in self._items if namespace is None or item.namespace == namespace]
+
+    # -- internals --
+
+    def _upsert(self, items: Sequence[VectorItem], vectors: FloatMatrix) -> None:
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dimension:
+            raise InputError(
+                f"vectors must have shape (n, {self.dimension}), got {matrix.shape}",
+            )
+        if matrix.shape[0] != len(items):
+            raise InputError(f"{len(items)} items but {matrix.shape[0]} vectors: they must pair one to one")
+        if not np.all(np.isfinite(matrix)):
+            bad = [items[int(i)].id for i in np.flatnonzero(~np.all(np.isfinite(matrix), axis=1))]
+            raise InputError(f"vectors contain NaN or infinity for item(s): {', '.join(bad[:5])}")
+        matrix = normalize_rows(matrix)
+        last_row: dict[tuple[str, str], int] = {}
+        for row, item in enumerate(items):
+            last_row[(item.namespace, item.id)] = row  # a later duplicate in the batch wins
+        appended_rows: list[int] = []
+        for key, row in last_row.items():
+            position = self._positions.get(key)
+            if position is None:
+                appended_rows.append(row)
+            else:
+                self._items[position] = items[row]
+                self._vectors[position] = matrix[row]
+        if appended_rows:
+            self._items.extend(items[row] for row in appended_rows)
+            self._vectors = np.concatenate([self._vectors, matrix[appended_rows]], axis=0)
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self._positions = {(item.namespace, item.id): i for i, item in enumerate(self._items)}
+
+    def _load(self, directory: Path) -> None:
+        manifest_path = directory / _MANIFEST
+        if not manifest_path.exists():
+            return
+        try:
+            manifest = _Manifest.model_validate_json(manifest_path.read_bytes())
+        except (ValidationError, OSError) as exc:
+            raise InputError(f"vector index manifest {manifest_path} is unreadable", detail=str(exc)) from exc
+        if manifest.dimension != self.dimension:
+            raise InputError(
+                f"vector index at {directory} has dimension {manifest.dimension}, "
+                f"but the embedder produces {self.dimension}; rebuild the index or change the embedder"
+            )
+        vectors = np.load(directory / manifest.vectors, allow_pickle=False)
+        items: list[VectorItem] = []
+        with (directory / manifest.items).open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    items.append(VectorItem.model_validate_json(line))
+                except ValidationError as exc:
+                    raise InputError(
+                        f"{directory / manifest.items}:{number}: not a valid index item", detail=str(exc)
+                    ) from exc
+        if vectors.shape != (manifest.count, self.dimension) or len(items) != manifest.count:
+            raise InputError(
+                f"vector index at {directory} is inconsistent: manifest says {manifest.count} items, "
+                f"found {len(items)} items and vectors of shape {vectors.shape}"
+            )
+        self._items = items
+        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._generation = manifest.generation
+        self._reindex()
+        logger.info("vector index loaded", extra={"items": len(items), "dimension": self.dimension})
+
+    def _save(self) -> None:
+        if self.directory is None:
+            return
+        directory = self.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        previous = self._generation
+        generation = previous + 1
+        vectors_name = f"vectors-{generation}.npy"
+        items_name = f"items-{generation}.jsonl"
+        _atomic_write(directory / vectors_name, lambda handle: np.save(handle, self._vectors))
+        _atomic_write(
+            directory / items_name,
+            lambda handle: handle.writelines(
+                (item.model_dump_json() + "\n").encode("utf-8") for item in self._items
+            ),
+        )
+        manifest = _Manifest(
+            version=_FORMAT_VERSION,
+            dimension=self.dimension,
+            generation=generation,
+            count=len(self._items),
+            vectors=vectors_name,
+            items=items_name,
+        )
+        _atomic_write(directory / _MANIFEST, lambda handle: handle.write(manifest.model_dump_json().encode()))
+        self._generation = generation
+        for stale in (f"vectors-{previous}.npy", f"items-{previous}.jsonl"):
+            (directory / stale).unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, write: _Writer) -> None:
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+class _Writer(Protocol):
+    def __call__(self, handle: _BinaryHandle, /) -> object: ...
+
+
+class _BinaryHandle(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def writelines(self, lines: Iterable[bytes], /) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+
+# --- incident cases in and out of an index -----------------------------------------------------------------
+
+
+def incident_item(case: IncidentCase, *, namespace: str | None = None) -> VectorItem:
+    """The index item for a resolved incident (namespace defaults to the case's team)."""
+    return VectorItem(
+        id=case.id,
+        kind="incident",
+        namespace=namespace or case.team,
+        text=case.search_text(),
+        metadata={
+            "title": case.title,
+            "category": case.category.value,
+            "root_cause": case.root_cause[:1000],
+            "fix": case.fix[:1000],
+            "resolved_at": case.created_at.isoformat(),
+        },
+    )
+
+
+_CATEGORY_VALUES = frozenset(c.value for c in Category)
+
+
+def similar_incident(hit: SearchHit) -> SimilarIncident:
+    """A search hit as the engine's :class:`SimilarIncident` (score clipped to [0, 1])."""
+    category_value = hit.metadata.get("category")
+    category = Category(category_value) if category_value in _CATEGORY_VALUES else None
+    resolved_at: datetime | None = None
+    with contextlib.suppress(ValueError):
+        resolved_at = datetime.fromisoformat(hit.metadata.get("resolved_at", ""))
+    return SimilarIncident(
+        id=hit.id,
+        title=hit.metadata.get("title", hit.id),
+        score=min(1.0, max(0.0, hit.score)),
+        category=category,
+        root_cause=hit.metadata.get("root_cause", ""),
+        fix=hit.metadata.get("fix", ""),
+        kind=hit.kind,
+        resolved_at=resolved_at,
+    )

@@ -1,0 +1,427 @@
+"""The embedded stores: SQLite files under ``data_dir``, one WAL-mode connection per store.
+
+Calls run in a worker thread (``asyncio.to_thread``) one at a time per store; every write is a
+``BEGIN IMMEDIATE`` transaction, so several processes sharing the files stay consistent. The busy timeout
+bounds how long a call waits for another writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from core.answers import Feedback, IncidentCase, Session
+from core.errors import DependencyError, NotFoundError
+from faultmaven.crypto import KeyRing
+from faultmaven.stores.base import (
+    COMMAND_TIMEOUT_SECONDS,
+    MAX_AUDIT_LIMIT,
+    MAX_INCIDENT_LIMIT,
+    AuditEvent,
+    RateDecision,
+    like_pattern,
+    new_id,
+    search_terms,
+    to_utc,
+)
+from faultmaven.stores.migrations import apply_sqlite_migrations
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SESSIONS_FILE = "sessions.sqlite3"
+HISTORY_FILE = "history.sqlite3"
+_PURGE_EVERY_WRITES = 200
+
+
+def _iso(value: datetime) -> str:
+    return to_utc(value).isoformat(timespec="microseconds")
+
+
+class _Database:
+    """One connection, used by one thread at a time."""
+
+    def __init__(self, path: Path, *, name: str, synchronous: str, timeout_seconds: float) -> None:
+        self.path = path
+        self.name = name
+        self._synchronous = synchronous
+        self._timeout_seconds = timeout_seconds
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self, migrations_prefix: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout_seconds, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self._timeout_seconds * 1000)}")
+            apply_sqlite_migrations(conn, migrations_prefix)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def open(self, migrations_prefix: str) -> None:
+        await self.run(lambda _conn: None, op="open", connect_prefix=migrations_prefix)
+
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, op: str, connect_prefix: str | None = None
+    ) -> T:
+        def call() -> T:
+            with self._lock:
+                if connect_prefix is not None:
+                    self._connect(connect_prefix)
+                if self._conn is None:
+                    raise DependencyError(f"The {self.name} store is closed.", detail=op)
+                return fn(self._conn)
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            log.error(
+                "sqlite call failed",
+                extra={"store": self.name, "op": op, "error": type(exc).__name__},
+            )
+            raise DependencyError(
+                f"The {self.name} store is unavailable; try again shortly.",
+                detail=f"{op}: {type(exc).__name__}",
+            ) from exc
+
+    async def close(self) -> None:
+        def call() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(call)
+
+    async def ping(self) -> bool:
+        try:
+            return await self.run(lambda conn: conn.execute("SELECT 1").fetchone() == (1,), op="ping")
+        except DependencyError:
+            return False
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SqliteSessionStore:
+    """Sessions, idempotency keys and rate-limit windows in ``<data_dir>/sessions.sqlite3``."""
+
+    def __init__(self, db: _Database, *, ttl_seconds: int) -> None:
+        self._db = db
+        self._ttl_seconds = ttl_seconds
+        self._writes = 0
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, ttl_seconds: int, timeout_seconds: float = COMMAND_TIMEOUT_SECONDS
+    ) -> SqliteSessionStore:
+        if ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be at least 1")
+        db = _Database(path, name="session", synchronous="NORMAL", timeout_seconds=timeout_seconds)
+        await db.open("sqlite_sessions_")
+        return cls(db, ttl_seconds=ttl_seconds)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        now = time.time()
+        row = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT body FROM sessions WHERE id = ? AND expires_at > ?", (session_id, now)
+            ).fetchone(),
+            op="get_session",
+        )
+        if row is None:
+            return None
+        try:
+            return Session.model_validate_json(row[0])
+        except ValidationError as exc:
+            log.warning(
+                "stored session does not match the current schema; treating it as absent",
+                extra={"session_id": session_id, "errors": exc.error_count()},
+            )
+            return None
+
+    async def save_session(self, session: Session) -> None:
+        body = session.model_dump_json()
+        expires_at = time.time() + self._ttl_seconds
+        purge = self._count_write()
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(
+                    "INSERT INTO sessions (id, body, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                    (session.id, body, expires_at),
+                )
+                if purge:
+                    _purge_expired(conn, time.time())
+
+        await self._db.run(call, op="save_session")
+
+    async def delete_session(self, session_id: str) -> None:
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+        await self._db.run(call, op="delete_session")
+
+    async def claim_idempotency_key(self, key: str, *, ttl_seconds: int) -> bool:
+        if ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be at least 1")
+        self._count_write()
+
+        def call(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            with _write(conn):
+                conn.execute("DELETE FROM idempotency_keys WHERE key = ? AND expires_at <= ?", (key, now))
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO idempotency_keys (key, expires_at) VALUES (?, ?)",
+                    (key, now + ttl_seconds),
+                )
+                return cursor.rowcount == 1
+
+        return await self._db.run(call, op="claim_idempotency_key")
+
+    async def hit_rate_limit(self, key: str, *, limit: int, window_seconds: int) -> RateDecision:
+        if limit < 1 or window_seconds < 1:
+            raise ValueError("limit and window_seconds must be at least 1")
+        self._count_write()
+
+        def call(conn: sqlite3.Connection) -> RateDecision:
+            now = time.time()
+            with _write(conn):
+                row = conn.execute(
+                    "SELECT window_end, hits FROM rate_windows WHERE key = ?", (key,)
+                ).fetchone()
+                if row is None or now >= row[0]:
+                    window_end, hits = now + window_seconds, 1
+                    conn.execute(
+                        "INSERT INTO rate_windows (key, window_start, window_end, hits) VALUES (?, ?, ?, 1) "
+                        "ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, "
+                        "window_end = excluded.window_end, hits = 1",
+                        (key, now, window_end),
+                    )
+                else:
+                    window_end, hits = row[0], row[1] + 1
+                    conn.execute("UPDATE rate_windows SET hits = ? WHERE key = ?", (hits, key))
+            allowed = hits <= limit
+            return RateDecision(
+                allowed=allowed,
+                remaining=max(0, limit - hits),
+                retry_after_seconds=0.0 if allowed else max(0.0, window_end - now),
+            )
+
+        return await self._db.run(call, op="hit_rate_limit")
+
+    async def ping(self) -> bool:
+        return await self._db.ping()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def _count_write(self) -> bool:
+        self._writes += 1
+        return self._writes % _PURGE_EVERY_WRITES == 0
+
+
+def _purge_expired(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+    conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+    conn.execute("DELETE FROM rate_windows WHERE window_end <= ?", (now,))
+
+
+class SqliteHistoryStore:
+    """Feedback, incidents, the audit trail and encrypted payloads in ``<data_dir>/history.sqlite3``."""
+
+    def __init__(self, db: _Database, *, keyring: KeyRing) -> None:
+        self._db = db
+        self._keyring = keyring
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, keyring: KeyRing, timeout_seconds: float = COMMAND_TIMEOUT_SECONDS
+    ) -> SqliteHistoryStore:
+        # FULL: a committed feedback row survives power loss, not only a crash of the process.
+        db = _Database(path, name="history", synchronous="FULL", timeout_seconds=timeout_seconds)
+        await db.open("sqlite_history_")
+        return cls(db, keyring=keyring)
+
+    async def record_feedback(self, feedback: Feedback) -> None:
+        params = (
+            feedback.session_id,
+            feedback.item_id,
+            feedback.user_id,
+            _iso(feedback.created_at),
+            feedback.model_dump_json(),
+            _iso(datetime.now(UTC)),
+        )
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO feedback "
+                    "(session_id, item_id, user_id, created_at, body, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    params,
+                )
+
+        await self._db.run(call, op="record_feedback")
+
+    async def list_feedback(self, session_id: str) -> list[Feedback]:
+        rows = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT body FROM feedback WHERE session_id = ? ORDER BY created_at, id", (session_id,)
+            ).fetchall(),
+            op="list_feedback",
+        )
+        return [Feedback.model_validate_json(row[0]) for row in rows]
+
+    async def save_incident(self, case: IncidentCase) -> None:
+        params = (
+            case.id,
+            case.team,
+            case.session_id,
+            case.category.value,
+            case.title,
+            case.search_text().lower(),
+            case.model_dump_json(),
+            _iso(case.created_at),
+            _iso(datetime.now(UTC)),
+        )
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(
+                    "INSERT INTO incidents "
+                    "(id, team, session_id, category, title, search_text, body, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "team = excluded.team, session_id = excluded.session_id, category = excluded.category, "
+                    "title = excluded.title, search_text = excluded.search_text, body = excluded.body, "
+                    "created_at = excluded.created_at, updated_at = excluded.updated_at",
+                    params,
+                )
+
+        await self._db.run(call, op="save_incident")
+
+    async def get_incident(self, incident_id: str) -> IncidentCase | None:
+        row = await self._db.run(
+            lambda conn: conn.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone(),
+            op="get_incident",
+        )
+        return None if row is None else IncidentCase.model_validate_json(row[0])
+
+    async def list_incidents(self, *, query: str | None = None, limit: int = 20) -> list[IncidentCase]:
+        limit = max(1, min(limit, MAX_INCIDENT_LIMIT))
+        terms = search_terms(query)
+        where = " AND ".join("search_text LIKE ? ESCAPE '\\'" for _ in terms) or "1 = 1"
+        params: list[object] = [like_pattern(term) for term in terms]
+        params.append(limit)
+        sql = f"SELECT body FROM incidents WHERE {where} ORDER BY created_at DESC, id LIMIT ?"
+        rows = await self._db.run(lambda conn: conn.execute(sql, params).fetchall(), op="list_incidents")
+        return [IncidentCase.model_validate_json(row[0]) for row in rows]
+
+    async def audit(self, event: AuditEvent) -> None:
+        params = (
+            event.id,
+            _iso(event.at),
+            event.actor,
+            event.action,
+            event.session_id,
+            json.dumps(event.detail, ensure_ascii=False),
+        )
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO audit_events (id, at, actor, action, session_id, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    params,
+                )
+
+        await self._db.run(call, op="audit")
+
+    async def list_audit(self, *, limit: int = 100, action: str | None = None) -> list[AuditEvent]:
+        limit = max(1, min(limit, MAX_AUDIT_LIMIT))
+        if action is None:
+            sql = "SELECT id, at, actor, action, session_id, detail FROM audit_events "
+            sql += "ORDER BY at DESC, id DESC LIMIT ?"
+            params: tuple[object, ...] = (limit,)
+        else:
+            sql = "SELECT id, at, actor, action, session_id, detail FROM audit_events WHERE action = ? "
+            sql += "ORDER BY at DESC, id DESC LIMIT ?"
+            params = (action, limit)
+        rows = await self._db.run(lambda conn: conn.execute(sql, params).fetchall(), op="list_audit")
+        return [
+            AuditEvent(
+                id=row[0],
+                at=datetime.fromisoformat(row[1]),
+                actor=row[2],
+                action=row[3],
+                session_id=row[4],
+                detail=json.loads(row[5]),
+            )
+            for row in rows
+        ]
+
+    async def save_payload(self, *, session_id: str, name: str, data: bytes) -> str:
+        payload_id = new_id()
+        envelope = await asyncio.to_thread(self._keyring.encrypt, data)
+        params = (
+            payload_id,
+            session_id,
+            name,
+            len(data),
+            self._keyring.primary_key_id,
+            envelope,
+            _iso(datetime.now(UTC)),
+        )
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(
+                    "INSERT INTO payloads (id, session_id, name, size, key_id, envelope, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    params,
+                )
+
+        await self._db.run(call, op="save_payload")
+        return payload_id
+
+    async def load_payload(self, payload_id: str) -> bytes:
+        row = await self._db.run(
+            lambda conn: conn.execute("SELECT envelope FROM payloads WHERE id = ?", (payload_id,)).fetchone(),
+            op="load_payload",
+        )
+        if row is None:
+            raise NotFoundError(f"No stored payload with id {payload_id!r}.")
+        return await asyncio.to_thread(self._keyring.decrypt, bytes(row[0]))
+
+    async def ping(self) -> bool:
+        return await self._db.ping()
+
+    async def close(self) -> None:
+        await self._db.close()

@@ -1,0 +1,426 @@
+"""One contract suite for the stores, run against every implementation: embedded SQLite, and Redis +
+PostgreSQL on real servers started by the harness (tests/integration/services.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from core.answers import Feedback, IncidentCase, RequestKind, Session, Turn
+from core.errors import DependencyError, NotFoundError
+from core.models import Category
+from faultmaven.crypto import DecryptionError, KeyRing
+from faultmaven.settings import Settings
+from faultmaven.stores import AuditEvent, SessionStore, Stores, open_stores
+from faultmaven.stores.migrations import load_migrations
+from faultmaven.stores.postgres import PostgresHistoryStore
+from faultmaven.stores.redis_sessions import RedisSessionStore
+from faultmaven.stores.sqlite import HISTORY_FILE, SESSIONS_FILE, SqliteSessionStore
+from tests.integration.services import PostgresServer, free_port
+
+pytestmark = pytest.mark.integration
+
+KEY_OLD = f"k-2026:{base64.b64encode(bytes(range(32))).decode()}"
+KEY_NEW = f"k-2027:{base64.b64encode(bytes(range(64, 96))).decode()}"
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+@dataclass
+class Backend:
+    name: str
+    tmp_path: Path
+    redis_url: str | None = None
+    postgres_dsn: str | None = None
+    postgres_server: PostgresServer | None = None
+
+    def settings(self, *, encryption_keys: str | None = KEY_OLD) -> Settings:
+        return Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            data_dir=self.tmp_path / "data",
+            redis_url=self.redis_url,
+            postgres_dsn=self.postgres_dsn,
+            encryption_keys=encryption_keys,
+        )
+
+    async def open(self, *, encryption_keys: str | None = KEY_OLD) -> Stores:
+        return await open_stores(self.settings(encryption_keys=encryption_keys))
+
+    async def session_store(self, *, ttl_seconds: int) -> SessionStore:
+        if self.redis_url is not None:
+            return await RedisSessionStore.connect(self.redis_url, ttl_seconds=ttl_seconds)
+        return await SqliteSessionStore.open(self.tmp_path / "data" / SESSIONS_FILE, ttl_seconds=ttl_seconds)
+
+    async def applied_migrations(self) -> list[str]:
+        if self.postgres_dsn is not None:
+            conn = await asyncpg.connect(self.postgres_dsn, timeout=10)
+            try:
+                rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+            finally:
+                await conn.close()
+            return [row["version"] for row in rows]
+        with sqlite3.connect(self.tmp_path / "data" / HISTORY_FILE) as conn:
+            return [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+    def expected_migrations(self) -> list[str]:
+        prefix = "postgres_" if self.postgres_dsn is not None else "sqlite_history_"
+        return [migration.version for migration in load_migrations(prefix)]
+
+    async def envelope(self, payload_id: str) -> bytes:
+        if self.postgres_dsn is not None:
+            conn = await asyncpg.connect(self.postgres_dsn, timeout=10)
+            try:
+                return bytes(await conn.fetchval("SELECT envelope FROM payloads WHERE id = $1", payload_id))
+            finally:
+                await conn.close()
+        with sqlite3.connect(self.tmp_path / "data" / HISTORY_FILE) as conn:
+            row = conn.execute("SELECT envelope FROM payloads WHERE id = ?", (payload_id,)).fetchone()
+        return bytes(row[0])
+
+    async def bytes_at_rest(self) -> bytes:
+        """Every byte the history store has on disk (PostgreSQL: after a CHECKPOINT, the whole cluster)."""
+        if self.postgres_server is not None:
+            conn = await asyncpg.connect(self.postgres_server.dsn(), timeout=10)
+            try:
+                await conn.execute("CHECKPOINT")
+            finally:
+                await conn.close()
+            root = self.postgres_server.data_dir
+        else:
+            root = self.tmp_path / "data"
+        return b"".join(path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file())
+
+
+@pytest.fixture(params=["sqlite", "redis+postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend(name="sqlite", tmp_path=tmp_path)
+    return Backend(
+        name="redis+postgres",
+        tmp_path=tmp_path,
+        redis_url=request.getfixturevalue("redis_url"),
+        postgres_dsn=request.getfixturevalue("postgres_dsn"),
+        postgres_server=request.getfixturevalue("postgres_server"),
+    )
+
+
+@pytest.fixture
+async def stores(backend: Backend) -> AsyncIterator[Stores]:
+    opened = await backend.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def make_session(session_id: str = "sess-checkout-1") -> Session:
+    turn = Turn(
+        number=1,
+        question="checkout latency p99 jumped to 4s after the 14:05 deploy",
+        kind=RequestKind.QUERY_AND_DATA,
+        user_id="U024BE7LH",
+        answer_summary="Connection pool exhaustion on payments-db is the leading hypothesis.",
+        root_cause_ids=["resource_exhaustion:db-pool"],
+        next_step_ids=["check-db-pool-metrics"],
+        template_ids=["tpl-3f2a"],
+        categories=[Category.CONNECTION_POOL_EXHAUSTION],
+        created_at=T0,
+    )
+    feedback = make_feedback(session_id=session_id)
+    return Session(
+        id=session_id, created_at=T0, updated_at=T0, channel="C0INCIDENT", turns=[turn], feedback=[feedback]
+    )
+
+
+def make_feedback(
+    *, session_id: str = "sess-checkout-1", item_id: str = "check-db-pool-metrics", minutes: int = 0
+) -> Feedback:
+    return Feedback(
+        session_id=session_id,
+        item_id=item_id,
+        item_kind="next_step",
+        verdict="accept",
+        user_id="U024BE7LH",
+        comment="pool at 50/50 in grafana",
+        created_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def make_incidents() -> list[IncidentCase]:
+    return [
+        IncidentCase(
+            id="inc-101",
+            title="Checkout 5xx: payments-db connection pool exhausted",
+            category=Category.CONNECTION_POOL_EXHAUSTION,
+            root_cause="A deploy doubled worker count; each worker opened 10 connections (pool max 50).",
+            fix="Rolled back; capped pool per worker; added pgbouncer.",
+            symptoms=["FATAL: sorry, too many clients already", "HikariPool-1 - Connection is not available"],
+            services=["payments-api", "payments-db"],
+            created_at=T0,
+        ),
+        IncidentCase(
+            id="inc-102",
+            title="search-indexer pods OOMKilled",
+            category=Category.MEMORY_EXHAUSTION,
+            root_cause="Unbounded batch size after a config change; heap grew to the 2Gi limit.",
+            fix="Batch size back to 500; memory limit 3Gi.",
+            symptoms=["OOMKilled", "exit code 137"],
+            services=["search-indexer"],
+            created_at=T0 + timedelta(hours=1),
+        ),
+        IncidentCase(
+            id="inc-103",
+            title="TLS handshake failures to the 100% rollout of edge-proxy",
+            category=Category.TLS_CERTIFICATE,
+            root_cause="Expired intermediate certificate in the new image.",
+            fix="Reissued the chain; added an expiry alert at 21 days.",
+            symptoms=["x509: certificate has expired or is not yet valid"],
+            services=["edge-proxy"],
+            created_at=T0 + timedelta(hours=2),
+        ),
+    ]
+
+
+async def test_ping_reports_both_stores(stores: Stores) -> None:
+    assert await stores.ping() == {"sessions": True, "history": True}
+
+
+async def test_session_round_trip_and_delete(stores: Stores) -> None:
+    session = make_session()
+    assert await stores.sessions.get_session(session.id) is None
+    await stores.sessions.save_session(session)
+    assert await stores.sessions.get_session(session.id) == session
+    updated = session.model_copy(update={"channel": "C0OTHER"})
+    await stores.sessions.save_session(updated)
+    assert (await stores.sessions.get_session(session.id)) == updated
+    await stores.sessions.delete_session(session.id)
+    assert await stores.sessions.get_session(session.id) is None
+    await stores.sessions.delete_session(session.id)  # deleting twice is fine
+
+
+async def test_session_ttl_expires_and_is_refreshed_on_save(backend: Backend) -> None:
+    sessions = await backend.session_store(ttl_seconds=2)
+    try:
+        session = make_session("sess-ttl")
+        await sessions.save_session(session)
+        await asyncio.sleep(1.2)
+        await sessions.save_session(session)  # refresh: now lives until ~3.2s
+        await asyncio.sleep(1.2)
+        assert await sessions.get_session("sess-ttl") == session
+        await asyncio.sleep(1.3)
+        assert await sessions.get_session("sess-ttl") is None
+    finally:
+        await sessions.close()
+
+
+async def test_idempotency_key_claimed_once_under_concurrency(stores: Stores) -> None:
+    results = await asyncio.gather(
+        *(stores.sessions.claim_idempotency_key("slack-event:Ev0PV52K21", ttl_seconds=60) for _ in range(20))
+    )
+    assert sorted(results) == [False] * 19 + [True]
+    assert await stores.sessions.claim_idempotency_key("slack-event:Ev0PV52K22", ttl_seconds=60) is True
+    assert await stores.sessions.claim_idempotency_key("slack-event:Ev0PV52K21", ttl_seconds=60) is False
+
+
+async def test_idempotency_key_can_be_claimed_again_after_expiry(stores: Stores) -> None:
+    assert await stores.sessions.claim_idempotency_key("webhook:alert-77", ttl_seconds=1) is True
+    assert await stores.sessions.claim_idempotency_key("webhook:alert-77", ttl_seconds=1) is False
+    await asyncio.sleep(1.2)
+    assert await stores.sessions.claim_idempotency_key("webhook:alert-77", ttl_seconds=1) is True
+
+
+async def test_rate_limit_allows_exactly_n_then_denies_with_retry_after(stores: Stores) -> None:
+    decisions = [
+        await stores.sessions.hit_rate_limit("user:U024BE7LH", limit=5, window_seconds=60) for _ in range(7)
+    ]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0]
+    assert all(d.retry_after_seconds == 0 for d in decisions[:5])
+    assert all(50 < d.retry_after_seconds <= 60 for d in decisions[5:])
+    other = await stores.sessions.hit_rate_limit("user:U0OTHER", limit=5, window_seconds=60)
+    assert other.allowed and other.remaining == 4
+
+
+async def test_rate_limit_is_atomic_under_concurrency(stores: Stores) -> None:
+    decisions = await asyncio.gather(
+        *(stores.sessions.hit_rate_limit("ip:10.0.0.7", limit=7, window_seconds=60) for _ in range(20))
+    )
+    assert sum(d.allowed for d in decisions) == 7
+    assert sorted(d.remaining for d in decisions if d.allowed) == [0, 1, 2, 3, 4, 5, 6]
+
+
+async def test_rate_limit_window_resets(stores: Stores) -> None:
+    assert (await stores.sessions.hit_rate_limit("burst", limit=1, window_seconds=1)).allowed
+    denied = await stores.sessions.hit_rate_limit("burst", limit=1, window_seconds=1)
+    assert not denied.allowed and 0 < denied.retry_after_seconds <= 1
+    await asyncio.sleep(denied.retry_after_seconds + 0.15)
+    assert (await stores.sessions.hit_rate_limit("burst", limit=1, window_seconds=1)).allowed
+
+
+async def test_feedback_is_idempotent_and_durable_across_reopen(backend: Backend) -> None:
+    first = await backend.open()
+    try:
+        feedback = [make_feedback(minutes=m) for m in (2, 0, 1)]
+        await asyncio.gather(*(first.history.record_feedback(item) for item in feedback * 3))
+        await first.history.record_feedback(make_feedback(session_id="sess-other"))
+        listed = await first.history.list_feedback("sess-checkout-1")
+        assert listed == sorted(feedback, key=lambda item: item.created_at)
+    finally:
+        await first.close()
+    reopened = await backend.open()
+    try:
+        assert await reopened.history.list_feedback("sess-checkout-1") == listed
+        assert await reopened.history.list_feedback("sess-unknown") == []
+    finally:
+        await reopened.close()
+
+
+async def test_incidents_round_trip_search_and_update(stores: Stores) -> None:
+    for case in make_incidents():
+        await stores.history.save_incident(case)
+    incident = await stores.history.get_incident("inc-102")
+    assert incident == make_incidents()[1]
+    assert await stores.history.get_incident("inc-999") is None
+
+    newest_first = await stores.history.list_incidents()
+    assert [case.id for case in newest_first] == ["inc-103", "inc-102", "inc-101"]
+    assert [case.id for case in await stores.history.list_incidents(limit=2)] == ["inc-103", "inc-102"]
+    assert [c.id for c in await stores.history.list_incidents(query="oomkilled")] == ["inc-102"]
+    assert [c.id for c in await stores.history.list_incidents(query="POOL   payments")] == ["inc-101"]
+    assert [c.id for c in await stores.history.list_incidents(query="too many clients")] == ["inc-101"]
+    assert [c.id for c in await stores.history.list_incidents(query="edge-proxy")] == ["inc-103"]
+    assert [c.id for c in await stores.history.list_incidents(query="100%")] == ["inc-103"]
+    assert [c.id for c in await stores.history.list_incidents(query="%")] == ["inc-103"]  # literal, not a wildcard
+    assert await stores.history.list_incidents(query="_") == []
+    assert await stores.history.list_incidents(query="pool expired") == []
+
+    changed = make_incidents()[1].model_copy(update={"fix": "Batch size 500, limit 3Gi, and a heap alert."})
+    await stores.history.save_incident(changed)
+    assert await stores.history.get_incident("inc-102") == changed
+    assert [c.id for c in await stores.history.list_incidents(query="heap alert")] == ["inc-102"]
+    assert len(await stores.history.list_incidents()) == 3
+
+
+async def test_audit_list_newest_first_with_filter(stores: Stores) -> None:
+    events = [
+        AuditEvent(actor="U1", action="query", session_id="s1", at=T0, detail={"kind": "query_only"}),
+        AuditEvent(actor="U2", action="feedback", session_id="s1", at=T0 + timedelta(seconds=5)),
+        AuditEvent(actor="U1", action="query", session_id="s2", at=T0 + timedelta(seconds=9)),
+        AuditEvent(
+            actor="admin@corp",
+            action="admin:config",
+            at=T0 + timedelta(seconds=12),
+            detail={"view": "masked"},
+        ),
+    ]
+    for event in events:
+        await stores.history.audit(event)
+    await stores.history.audit(events[0])  # same id twice is recorded once
+    assert await stores.history.list_audit() == list(reversed(events))
+    assert await stores.history.list_audit(action="query") == [events[2], events[0]]
+    assert await stores.history.list_audit(limit=1) == [events[3]]
+    assert await stores.history.list_audit(action="resolve") == []
+
+
+async def test_payload_encrypted_at_rest_and_round_trips(backend: Backend, stores: Stores) -> None:
+    plaintext = b"".join(
+        f"2026-11-20T09:30:{i:02d}Z ERROR payments-api charge failed card=4111-XXXX token=sk_live_canary{i}\n".encode()
+        for i in range(40)
+    )
+    payload_id = await stores.history.save_payload(
+        session_id="sess-checkout-1", name="payments.log", data=plaintext
+    )
+    assert await stores.history.load_payload(payload_id) == plaintext
+    assert (
+        await stores.history.load_payload(
+            await stores.history.save_payload(session_id="s", name="empty.log", data=b"")
+        )
+        == b""
+    )
+
+    envelope = await backend.envelope(payload_id)
+    assert KeyRing.from_spec(KEY_OLD).decrypt(envelope) == plaintext
+    at_rest = await backend.bytes_at_rest()
+    assert envelope[20:84] in at_rest  # we are looking at the right files...
+    assert b"sk_live_canary" not in at_rest  # ...and no plaintext is among them
+    assert b"payments-api charge failed" not in at_rest
+
+    with pytest.raises(NotFoundError):
+        await stores.history.load_payload("no-such-payload")
+
+
+async def test_payload_survives_key_rotation_and_fails_clearly_without_its_key(backend: Backend) -> None:
+    old = await backend.open(encryption_keys=KEY_OLD)
+    try:
+        payload_id = await old.history.save_payload(
+            session_id="s1", name="app.log", data=b"line one\nline two\n"
+        )
+    finally:
+        await old.close()
+    rotated = await backend.open(encryption_keys=f"{KEY_NEW},{KEY_OLD}")
+    try:
+        assert await rotated.history.load_payload(payload_id) == b"line one\nline two\n"
+        new_id = await rotated.history.save_payload(session_id="s1", name="app2.log", data=b"line three\n")
+        assert (await backend.envelope(new_id))[2:8] == b"k-2027"
+    finally:
+        await rotated.close()
+    retired = await backend.open(encryption_keys=KEY_NEW)
+    try:
+        with pytest.raises(DecryptionError, match="'k-2026', which is not configured"):
+            await retired.history.load_payload(payload_id)
+    finally:
+        await retired.close()
+
+
+async def test_migrations_are_idempotent(backend: Backend) -> None:
+    for _ in range(2):
+        opened = await backend.open()
+        await opened.close()
+    assert await backend.applied_migrations() == backend.expected_migrations()
+
+
+async def test_concurrent_first_start_applies_migrations_once(backend: Backend) -> None:
+    opened = await asyncio.gather(backend.open(), backend.open(), backend.open())
+    try:
+        await asyncio.gather(*(s.history.record_feedback(make_feedback()) for s in opened))
+        for store in opened:
+            assert await store.history.list_feedback("sess-checkout-1") == [make_feedback()]
+    finally:
+        await asyncio.gather(*(store.close() for store in opened))
+    assert await backend.applied_migrations() == backend.expected_migrations()
+
+
+async def _raises_dependency_error_quickly(connect: Callable[[], Awaitable[object]]) -> None:
+    started = time.monotonic()
+    with pytest.raises(DependencyError) as info:
+        await connect()
+    assert time.monotonic() - started < 15
+    assert "127.0.0.1" not in info.value.user_message
+
+
+async def test_unreachable_redis_is_a_dependency_error() -> None:
+    port = free_port()
+    await _raises_dependency_error_quickly(
+        lambda: RedisSessionStore.connect(
+            f"redis://:s3cret@127.0.0.1:{port}/0", ttl_seconds=60, connect_timeout_seconds=1
+        )
+    )
+
+
+async def test_unreachable_postgres_is_a_dependency_error() -> None:
+    port = free_port()
+    await _raises_dependency_error_quickly(
+        lambda: PostgresHistoryStore.connect(
+            f"postgresql://fm:s3cret@127.0.0.1:{port}/fm",
+            keyring=KeyRing.from_spec(KEY_OLD),
+            connect_timeout_seconds=1,
+        )
+    )
