@@ -54,6 +54,7 @@ def evaluate(data_dir: Path) -> dict[str, Any]:
     windows_doc = json.loads((data_dir / "windows.json").read_text(encoding="utf-8"))
     per_file: dict[str, Any] = {}
     totals = {"reported": 0, "right": 0, "windows": 0, "found": 0}
+    coverages: list[float] = []
     started = time.perf_counter()
     for csv_path in sorted(data_dir.glob("*.csv")):
         windows = [_parse_window(w) for w in windows_doc.get(csv_path.name, [])]
@@ -67,8 +68,18 @@ def evaluate(data_dir: Path) -> dict[str, Any]:
             spans.append((anomaly.start, anomaly.end or anomaly.start))
         right = sum(1 for s, e in spans if any(s <= we and e >= ws for ws, we in windows))
         found = sum(1 for ws, we in windows if any(s <= we and e >= ws for s, e in spans))
+        stamps = [p.timestamp for s in series for p in s.points if p.timestamp is not None]
+        span = (max(stamps) - min(stamps)).total_seconds() if stamps else 0.0
+        inside = (
+            sum((min(we, max(stamps)) - max(ws, min(stamps))).total_seconds() for ws, we in windows)
+            if stamps
+            else 0
+        )
+        coverage = inside / span if span else 0.0
+        coverages.append(coverage)
         per_file[csv_path.name] = {
             "points": sum(len(s.points) for s in series),
+            "window_coverage": round(coverage, 4),
             "parse_issues": len(issues),
             "windows": len(windows),
             "reported": len(spans),
@@ -81,7 +92,12 @@ def evaluate(data_dir: Path) -> dict[str, Any]:
         totals["right"] += right
         totals["windows"] += len(windows)
         totals["found"] += found
-    overall = {**totals, **_prf(totals["right"], totals["reported"], totals["found"], totals["windows"])}
+    overall = {
+        **totals,
+        **_prf(totals["right"], totals["reported"], totals["found"], totals["windows"]),
+        # The share of time inside labelled windows: roughly the precision of randomly placed point anomalies.
+        "mean_window_coverage": round(sum(coverages) / len(coverages), 4) if coverages else None,
+    }
     return {
         "data": str(data_dir),
         "files": len(per_file),

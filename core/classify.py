@@ -145,6 +145,7 @@ def rank_causes(
                 confidence=round(confidence, 3),
                 evidence=_evidence_for(best, table=table, anomalies=anomalies),
                 suspect=origin,
+                signature_id=best.signature.id,
             )
         )
     if not causes:

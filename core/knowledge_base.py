@@ -75,16 +75,59 @@ METRIC_SYNONYMS: Mapping[str, tuple[str, ...]] = {
     "auth_failures": ("auth", "401", "403", "unauthorized", "forbidden", "login"),
 }
 
+METRIC_HOME: Mapping[str, Category] = {
+    "cpu": Category.CPU_SATURATION,
+    "memory": Category.MEMORY_EXHAUSTION,
+    "disk": Category.DISK_EXHAUSTION,
+    "disk_io": Category.DISK_EXHAUSTION,
+    "queue_lag": Category.QUEUE_BACKLOG,
+    "connections": Category.CONNECTION_POOL_EXHAUSTION,
+    "restarts": Category.CRASH_LOOP,
+    "network": Category.NETWORK_LATENCY,
+    "dns": Category.DNS_FAILURE,
+    "throttling": Category.RATE_LIMITING,
+    "replication_lag": Category.DATABASE_ERROR,
+    "timeouts": Category.TIMEOUT,
+    "pending_pods": Category.SCHEDULING_CAPACITY,
+    "cert_expiry": Category.TLS_CERTIFICATE,
+    "auth_failures": Category.AUTH_FAILURE,
+}
+"""The category each metric most directly indicates; other signatures using the metric score it lower."""
+
 # Strength of one hit of each symptom kind before evidence weighting, and caps per kind.
-_PATTERN_BASE = 0.55
-_PATTERN_SPAN = 0.35
-_PATTERN_FULL_LITERAL = 24
+_PATTERN_BASE = 0.5
+_PATTERN_SPAN = 0.45
+_PATTERN_FULL_LITERAL = 40
+# A second pattern hitting only lines that an earlier pattern already explained adds little.
+_REPEAT_FACTOR = 0.3
 _EXCEPTION_QUALIFIED = 0.75
 _EXCEPTION_SIMPLE = 0.6
 _KEYWORD_BASE = 0.3
 _QUESTION_BASE = 0.3
 _METRIC_BASE = 0.3
 _TAG_BONUS = 0.1
+# Evidence on the lightest line still counts this much of what it would on the heaviest: a rare, precise error
+# line is often the root cause.
+_FACTOR_FLOOR = 0.6
+# A metric condition counts fully for signatures of the category the metric naturally points at.
+_METRIC_AWAY_FACTOR = 0.8
+_GENERIC_FACTOR = 0.35
+# The first metric condition of a signature is its defining one; later ones corroborate.
+_METRIC_POSITION = (1.0, 0.8, 0.65)
+
+GENERIC_TERMS = frozenset(
+    {
+        "error", "errors", "exception", "exceptions", "fail", "failed", "failure", "fatal", "warning", "warn",
+        "critical", "invalid", "missing", "required", "timeout", "timeouts", "timed out", "slow", "down",
+        "broken", "blocked", "stuck", "null", "none", "undefined", "retry", "retries", "connect", "connection",
+        "lookup", "version", "release", "deploy", "config", "configuration", "setting", "settings", "parse",
+        "format", "schema", "lag", "queue", "backlog", "worker", "workers", "pending", "restart", "restarting",
+        "restarts", "exited", "unavailable", "reset", "expired", "token", "certificate", "limit", "capacity",
+        "quota", "memory", "heap", "cpu", "disk", "network", "latency", "crash", "killed", "unhealthy",
+        "not ready", "not found",
+    }
+)  # fmt: skip
+"""Words too common in logs and questions to point at one failure; keyword hits on them count for less."""
 _CAPS = {"pattern": 0.97, "exception": 0.9, "keyword": 0.5, "metric": 0.5, "question": 0.6}
 
 
@@ -122,7 +165,7 @@ class MetricCondition(BaseModel):
 
 def _compile_pattern(pattern: str) -> re.Pattern[str]:
     try:
-        compiled = re.compile(pattern, re.IGNORECASE)
+        compiled = _cached_compile(pattern)
     except re.error as exc:
         raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc})") from None
     if compiled.search("") is not None:
@@ -198,6 +241,23 @@ class Signature(BaseModel):
     @classmethod
     def _check_strings(cls, value: list[str]) -> list[str]:
         return [_non_empty(item, "entry") for item in value]
+
+    def matches_text(self, text: str) -> bool:
+        """Whether one of the signature's patterns, or one of its exception types, occurs in ``text``."""
+        sample = text[:MAX_TEXT_CHARS]
+        if any(_cached_compile(pattern).search(sample) for pattern in self.patterns):
+            return True
+        folded = fold(sample)
+        return any(fold(name) in folded for name in self.exception_types)
+
+    def matches_metric(self, series: str) -> bool:
+        """Whether a metric series name or key is one of the metrics this signature watches."""
+        name = fold(series)
+        return any(
+            piece in name
+            for condition in self.metric_conditions
+            for piece in METRIC_SYNONYMS.get(condition.metric.lower(), (condition.metric.lower(),))
+        )
 
     @model_validator(mode="after")
     def _check_has_symptoms(self) -> Signature:
@@ -401,8 +461,9 @@ def analyse_pattern(pattern: str) -> tuple[str, int]:
         if char == "(":
             close_run()
             end = _skip_group(pattern, i)
-            inner = re.sub(r"^\?(?:[:=!>]|<[=!]|P<\w+>|<\w+>)", "", pattern[i + 1 : end - 1])
-            if not inner.startswith("?"):
+            body = pattern[i + 1 : end - 1]
+            inner = re.sub(r"^\?(?:[:=>]|<=|P<\w+>|<\w+>)", "", body)
+            if not inner.startswith("?"):  # negative lookarounds, flags and conditionals add nothing
                 literal_count += analyse_pattern(inner)[1]
             i = end
             continue
@@ -453,6 +514,7 @@ class _Probe:
     regex: re.Pattern[str]
     literal: str
     question_only: bool
+    grams: tuple[str, ...]  # a few 4-character pieces of the literal, checked before scanning for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +542,7 @@ class _Hit:
     best_text: str = ""
     best_weight: float = -1.0
     in_question: bool = False
+    mask: int = 0  # bit i set when message i matched; bit len(messages) for the question
 
 
 @dataclass(slots=True)
@@ -492,9 +555,30 @@ class _ProbeTable:
         found = self.index.get(key)
         if found is not None:
             return found
-        self.probes.append(_Probe(re.compile(regex_source, re.IGNORECASE), literal, question_only))
+        self.probes.append(
+            _Probe(_cached_compile(regex_source), literal, question_only, _sample_grams(literal))
+        )
         self.index[key] = len(self.probes) - 1
         return len(self.probes) - 1
+
+
+_GRAM = 4
+
+
+def _sample_grams(literal: str) -> tuple[str, ...]:
+    if len(literal) < _GRAM:
+        return ()
+    last = len(literal) - _GRAM
+    return tuple(dict.fromkeys(literal[i : i + _GRAM] for i in (0, last // 2, last)))
+
+
+def _grams(text: str) -> set[str]:
+    return {text[i : i + _GRAM] for i in range(len(text) - _GRAM + 1)}
+
+
+@lru_cache(maxsize=8192)
+def _cached_compile(source: str) -> re.Pattern[str]:
+    return re.compile(source, re.IGNORECASE)
 
 
 def _word_regex(word: str) -> str:
@@ -503,6 +587,10 @@ def _word_regex(word: str) -> str:
 
 def _ascii_literal(word: str) -> str:
     return word.lower() if word.isascii() else ""
+
+
+def _generic_factor(word: str) -> float:
+    return _GENERIC_FACTOR if word.lower() in GENERIC_TERMS else 1.0
 
 
 def _idf(frequency: int) -> float:
@@ -528,7 +616,8 @@ def _compile_all(signatures: Sequence[Signature]) -> tuple[list[_Probe], list[_C
             refs.append(_Ref("pattern", table.add(pattern, literal, question_only=False), pattern, strength))
         for word in signature.keywords:
             probe = table.add(_word_regex(word), _ascii_literal(word), question_only=False)
-            refs.append(_Ref("keyword", probe, word, _KEYWORD_BASE * _idf(keyword_df[word.lower()])))
+            strength = _KEYWORD_BASE * _idf(keyword_df[word.lower()]) * _generic_factor(word)
+            refs.append(_Ref("keyword", probe, word, strength))
         names: list[tuple[str, str, bool]] = []
         for exception in signature.exception_types:
             dotted = "." in exception
@@ -540,7 +629,8 @@ def _compile_all(signatures: Sequence[Signature]) -> tuple[list[_Probe], list[_C
             refs.append(_Ref("exception", probe, exception, strength))
         for word in signature.question_keywords:
             probe = table.add(_word_regex(word), _ascii_literal(word), question_only=True)
-            refs.append(_Ref("question", probe, word, _QUESTION_BASE * _idf(question_df[word.lower()])))
+            strength = _QUESTION_BASE * _idf(question_df[word.lower()]) * _generic_factor(word)
+            refs.append(_Ref("question", probe, word, strength))
         metrics = tuple(
             (condition, METRIC_SYNONYMS.get(condition.metric.lower(), (condition.metric.lower(),)))
             for condition in signature.metric_conditions
@@ -568,7 +658,42 @@ def _noisy_or(values: Iterable[float]) -> float:
 def _evidence_factor(weight: float, max_weight: float) -> float:
     if max_weight <= 0.0:
         return 1.0
-    return 0.5 + 0.5 * min(1.0, math.sqrt(weight / max_weight))
+    return _FACTOR_FLOOR + (1.0 - _FACTOR_FLOOR) * min(1.0, math.sqrt(weight / max_weight))
+
+
+def _score_text_refs(
+    compiled: _CompiledSignature, hits: Sequence[_Hit | None], *, max_weight: float
+) -> tuple[dict[str, list[float]], list[str], set[str]]:
+    """Strengths per symptom kind from the probes that hit, their explanations, and the (folded) exception
+    types found in the text.
+
+    Patterns are taken strongest first; one that only hits lines an earlier pattern explained counts for
+    less. A keyword that only hits lines a pattern explained adds nothing: it is the same evidence again.
+    """
+    parts: dict[str, list[float]] = {kind: [] for kind in _CAPS}
+    matched: list[str] = []
+    scored: list[tuple[float, _Ref, _Hit]] = []
+    for ref in compiled.refs:
+        hit = hits[ref.probe]
+        if hit is not None:
+            factor = 1.0 if hit.in_question else _evidence_factor(hit.weight, max_weight)
+            scored.append((ref.strength * factor, ref, hit))
+    covered = 0
+    for strength, ref, hit in sorted(
+        (item for item in scored if item[1].kind == "pattern"), key=lambda item: -item[0]
+    ):
+        parts["pattern"].append(strength if hit.mask & ~covered else strength * _REPEAT_FACTOR)
+        covered |= hit.mask
+        matched.append(_describe(ref, hit))
+    seen_exceptions: set[str] = set()
+    for strength, ref, hit in scored:
+        if ref.kind == "pattern" or (ref.kind == "keyword" and not hit.mask & ~covered):
+            continue
+        if ref.kind == "exception":
+            seen_exceptions.add(fold(ref.label))
+        parts[ref.kind].append(strength)
+        matched.append(_describe(ref, hit))
+    return parts, matched, seen_exceptions
 
 
 def _describe(ref: _Ref, hit: _Hit) -> str:
@@ -617,7 +742,9 @@ class KnowledgeBase:
                     )
                     continue
                 if signature.id in builtin_ids:
-                    logger.info("team runbook %s replaces built-in signature %s", signature.source, signature.id)
+                    logger.info(
+                        "team runbook %s replaces built-in signature %s", signature.source, signature.id
+                    )
                     builtin_ids.discard(signature.id)
                 signatures[signature.id] = signature
         for issue in issues:
@@ -629,6 +756,10 @@ class KnowledgeBase:
             return self._by_id[signature_id]
         except KeyError:
             raise NotFoundError(f"There is no knowledge signature named {signature_id!r}.") from None
+
+    def find(self, signature_id: str) -> Signature | None:
+        """The signature with this id, or None."""
+        return self._by_id.get(signature_id)
 
     def for_category(self, category: Category) -> list[Signature]:
         return [signature for signature in self.signatures if signature.category is category]
@@ -644,40 +775,50 @@ class KnowledgeBase:
         question = evidence.question[:MAX_TEXT_CHARS]
         question_folded = fold(question)
         corpus = "\n".join(folded)
+        corpus_grams = _grams(corpus)
 
-        hits = self._run_probes(messages, texts, folded, corpus, question, question_folded)
+        hits = self._run_probes(
+            messages,
+            texts=texts,
+            folded=folded,
+            corpus=corpus,
+            corpus_grams=corpus_grams,
+            question=question,
+            question_folded=question_folded,
+        )
 
-        reported = [(fold(name), fold(name.rsplit(".", 1)[-1]), "." in name) for name in evidence.exception_types]
+        reported = [
+            (name, fold(name), fold(name.rsplit(".", 1)[-1]), "." in name)
+            for name in evidence.exception_types
+        ]
         max_metric = max((signal.score for signal in evidence.metric_anomalies), default=0.0)
         metric_names = [(signal, fold(signal.name)) for signal in evidence.metric_anomalies]
         services = [(service, fold(service)) for service in evidence.services]
 
         results: list[SignatureMatch] = []
         for compiled in self._compiled:
-            parts: dict[str, list[float]] = {kind: [] for kind in _CAPS}
-            matched: list[str] = []
-            for ref in compiled.refs:
-                hit = hits[ref.probe]
-                if hit is None:
-                    continue
-                factor = 1.0 if hit.in_question else _evidence_factor(hit.weight, max_weight)
-                parts[ref.kind].append(ref.strength * factor)
-                matched.append(_describe(ref, hit))
+            parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
             for full, simple, dotted in compiled.exception_names:
-                for name_full, name_simple, name_dotted in reported:
+                if full in seen_exceptions:
+                    continue  # already counted from the log text; the report names the same exception
+                for name, name_full, name_simple, name_dotted in reported:
                     same = full == name_full or (simple == name_simple and not (dotted and name_dotted))
                     if same:
                         parts["exception"].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
-                        matched.append(f"exception '{name_full}' reported")
+                        matched.append(f"exception '{_snippet(name)}' reported")
                         break
-            for condition, synonyms in compiled.metrics:
+            for position, (condition, synonyms) in enumerate(compiled.metrics):
                 best: tuple[float, MetricSignal] | None = None
                 for signal, name in metric_names:
                     if not any(piece in name for piece in synonyms):
                         continue
                     if condition.direction != "any" and signal.direction not in (condition.direction, "none"):
                         continue
-                    strength = _METRIC_BASE * (0.5 if signal.direction == "none" else 1.0)
+                    strength = _METRIC_BASE * _METRIC_POSITION[min(position, len(_METRIC_POSITION) - 1)]
+                    home = METRIC_HOME.get(condition.metric.lower())
+                    if home is not None and home is not compiled.signature.category:
+                        strength *= _METRIC_AWAY_FACTOR
+                    strength *= 0.5 if signal.direction == "none" else 1.0
                     strength *= _evidence_factor(signal.score, max_metric)
                     if best is None or strength > best[0]:
                         best = (strength, signal)
@@ -697,16 +838,20 @@ class KnowledgeBase:
                     score = _noisy_or((score, _TAG_BONUS))
                     matched.append(f"service '{service}' matches tag '{tag}'")
                     break
-            results.append(SignatureMatch(signature=compiled.signature, score=min(1.0, score), matched=matched))
+            results.append(
+                SignatureMatch(signature=compiled.signature, score=min(1.0, score), matched=matched)
+            )
         results.sort(key=lambda item: (-item.score, -len(item.matched), item.signature.id))
         return results[:limit]
 
     def _run_probes(
         self,
         messages: Sequence[WeightedText],
+        *,
         texts: Sequence[str],
         folded: Sequence[str],
         corpus: str,
+        corpus_grams: set[str],
         question: str,
         question_folded: str,
     ) -> list[_Hit | None]:
@@ -714,14 +859,17 @@ class KnowledgeBase:
         for probe in self._probes:
             hit: _Hit | None = None
             literal = probe.literal
-            if not probe.question_only and (not literal or literal in corpus):
-                for message, text, low in zip(messages, texts, folded, strict=True):
+            if not probe.question_only and (
+                not literal or (all(gram in corpus_grams for gram in probe.grams) and literal in corpus)
+            ):
+                for index, (message, text, low) in enumerate(zip(messages, texts, folded, strict=True)):
                     if literal and literal not in low:
                         continue
                     if probe.regex.search(text) is None:
                         continue
                     if hit is None:
                         hit = _Hit()
+                    hit.mask |= 1 << index
                     hit.weight += message.weight
                     if message.count is not None:
                         hit.count += message.count
@@ -735,7 +883,7 @@ class KnowledgeBase:
                 and (not literal or literal in question_folded)
                 and probe.regex.search(question) is not None
             ):
-                hit = _Hit(in_question=True)
+                hit = _Hit(in_question=True, mask=1 << len(messages))
             hits.append(hit)
         return hits
 
@@ -768,9 +916,13 @@ def _format_validation(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# The C loader (when PyYAML was built with libyaml) parses the shipped files several times faster.
+_YamlLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     """Parse one YAML document, keeping the node tree for line numbers."""
-    loader = yaml.SafeLoader(text)
+    loader = _YamlLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -805,13 +957,12 @@ def _parse_entries(
     source_name: str,
     source_value: str,
     lines: Sequence[int],
-    line_offset: int,
     issues: list[ParseIssue],
     extra: Mapping[str, Any] | None = None,
 ) -> list[Signature]:
     signatures: list[Signature] = []
     for position, raw in enumerate(raw_entries):
-        line = lines[position] + line_offset if position < len(lines) else None
+        line = lines[position] if position < len(lines) else None
         label = _entry_label(raw, position)
         if not isinstance(raw, dict):
             issues.append(
@@ -828,7 +979,10 @@ def _parse_entries(
         except ValidationError as exc:
             issues.append(
                 ParseIssue(
-                    source=source_name, line=line, level="error", message=f"{label}: {_format_validation(exc)}"
+                    source=source_name,
+                    line=line,
+                    level="error",
+                    message=f"{label}: {_format_validation(exc)}",
                 )
             )
     return signatures
@@ -844,11 +998,17 @@ def _parse_knowledge_text(
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        issues.append(ParseIssue(source=source_name, line=line, level="error", message=f"not valid YAML: {problem}"))
+        issues.append(
+            ParseIssue(source=source_name, line=line, level="error", message=f"not valid YAML: {problem}")
+        )
         return []
     if allow_single and isinstance(data, dict) and "id" in data:
         return _parse_entries(
-            [data], source_name=source_name, source_value=source_value, lines=[1], line_offset=0, issues=issues
+            [data],
+            source_name=source_name,
+            source_value=source_value,
+            lines=[1],
+            issues=issues,
         )
     if allow_single and isinstance(data, list):
         return _parse_entries(
@@ -856,7 +1016,6 @@ def _parse_knowledge_text(
             source_name=source_name,
             source_value=source_value,
             lines=_entry_lines(node, key=None),
-            line_offset=0,
             issues=issues,
         )
     try:
@@ -869,7 +1028,6 @@ def _parse_knowledge_text(
         source_name=source_name,
         source_value=source_value,
         lines=_entry_lines(node, key="signatures"),
-        line_offset=0,
         issues=issues,
     )
 
@@ -959,12 +1117,16 @@ def _parse_markdown_runbook(text: str, *, path: Path, issues: list[ParseIssue]) 
         line = mark.line + 2 if mark is not None else None
         problem = getattr(exc, "problem", None) or "invalid YAML"
         issues.append(
-            ParseIssue(source=source, line=line, level="error", message=f"front matter is not valid YAML: {problem}")
+            ParseIssue(
+                source=source, line=line, level="error", message=f"front matter is not valid YAML: {problem}"
+            )
         )
         return []
     if not isinstance(data, dict):
         issues.append(
-            ParseIssue(source=source, line=2, level="error", message="front matter must be a mapping (a signature)")
+            ParseIssue(
+                source=source, line=2, level="error", message="front matter must be a mapping (a signature)"
+            )
         )
         return []
     try:
@@ -972,7 +1134,10 @@ def _parse_markdown_runbook(text: str, *, path: Path, issues: list[ParseIssue]) 
     except ValidationError as exc:
         issues.append(
             ParseIssue(
-                source=source, line=body_line, level="error", message=f"runbook body: {_format_validation(exc)}"
+                source=source,
+                line=body_line,
+                level="error",
+                message=f"runbook body: {_format_validation(exc)}",
             )
         )
         body_steps = []
@@ -984,7 +1149,7 @@ def _parse_markdown_runbook(text: str, *, path: Path, issues: list[ParseIssue]) 
             front_steps = [front_steps]
         extra["next_steps"] = [*front_steps, *(step.model_dump() for step in body_steps)]
     return _parse_entries(
-        [raw], source_name=source, source_value=source, lines=[2], line_offset=0, issues=issues, extra=extra
+        [raw], source_name=source, source_value=source, lines=[2], issues=issues, extra=extra
     )
 
 
@@ -1012,13 +1177,17 @@ def load_runbook_file(path: Path, issues: list[ParseIssue]) -> list[Signature]:
         return []
     if path.suffix.lower() in (".md", ".markdown"):
         return _parse_markdown_runbook(text, path=path, issues=issues)
-    return _parse_knowledge_text(text, source_name=source, source_value=source, issues=issues, allow_single=True)
+    return _parse_knowledge_text(
+        text, source_name=source, source_value=source, issues=issues, allow_single=True
+    )
 
 
 def _load_runbook_dir(folder: Path, issues: list[ParseIssue]) -> list[Signature]:
     if not folder.is_dir():
         issues.append(
-            ParseIssue(source=str(folder), level="error", message="runbook folder does not exist or is not a folder")
+            ParseIssue(
+                source=str(folder), level="error", message="runbook folder does not exist or is not a folder"
+            )
         )
         return []
     files = sorted(

@@ -100,24 +100,24 @@ class LogTable:
         if has_ts:
             self.with_timestamp += 1
         severity = int(record.severity)
-        service = self.service_id(record.service or service)
+        sid = self.service_id(record.service or service)
         self.component.append(self.component_id(record.logger))
         self.ts.append(ts)
         self.cluster.append(cluster)
         self.severity.append(severity)
-        self.service.append(service)
+        self.service.append(sid)
         self.sources[record.source] += 1
         where = record.pod or record.host
         if where:
-            hosts = self.hosts.get(service)
+            hosts = self.hosts.get(sid)
             if hosts is None:
-                hosts = self.hosts[service] = Counter()
+                hosts = self.hosts[sid] = Counter()
             if len(hosts) < 500 or where in hosts:
                 hosts[where] += 1
             if severity >= Severity.ERROR:
-                errs = self.error_hosts.get(service)
+                errs = self.error_hosts.get(sid)
                 if errs is None:
-                    errs = self.error_hosts[service] = Counter()
+                    errs = self.error_hosts[sid] = Counter()
                 if len(errs) < 500 or where in errs:
                     errs[where] += 1
 
@@ -125,7 +125,7 @@ class LogTable:
         if stats is None:
             stats = self.clusters[cluster] = ClusterStats(first_pos=position)
         stats.count += 1
-        stats.services[service] += 1
+        stats.services[sid] += 1
         stats.severity = max(stats.severity, severity)
         if has_ts:
             stats.first_ts = min(stats.first_ts, ts)
@@ -139,7 +139,7 @@ class LogTable:
             info = exception_of(record.message)
             if info is not None:
                 self._add_exception(
-                    info, record=record, ts=ts, service=service, cluster=cluster, position=position
+                    info, record=record, ts=ts, service=sid, cluster=cluster, position=position
                 )
 
     def _add_exception(

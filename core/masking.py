@@ -53,38 +53,51 @@ _QUOTE_CHARS = "\"'"
 # boundary and closes only at one, so apostrophes in words ("don't") do not start a span.
 _TOKEN_RE: Final = re.compile(r"""(?:"(?:[^"\\\n]|\\.)*"|(?<![\w'])'[^'\n]*'(?![\w'])|[^\s])+""")
 
+# An HTTP request line in quotes ("GET /path HTTP/1.1") is structure, not one opaque value.
+_REQUEST_IN_QUOTES: Final = re.compile(r'"(?:GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS|CONNECT|TRACE) ')
+# The quoted value of these keys is the message text itself (logfmt), not a parameter.
+_MESSAGE_KEY_QUOTES: Final = ('msg="', 'message="', "msg='", "message='")
+
 _LEAD_STRIP = "([{\"'"
 _TRAIL_STRIP = ")]}\"',;:.!?"
 
-_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
-_PATH: Final = re.compile(r"(?:~|\.{1,2})?/(?:[\w.@%+~-]+/?)*[\w.@%+~-]*|[A-Za-z]:\\[^\s]*")
-_EMAIL: Final = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_URL: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+", re.ASCII)
+_PATH: Final = re.compile(r"(?:~|\.{1,2})?/[\w.@%+~/=&?#-]*|[A-Za-z]:\\\S*", re.ASCII)
+_EMAIL: Final = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", re.ASCII)
 _TIME: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
     r"|\d{4}/\d{2}/\d{2}"
     r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
     r"|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?"
-    r"|\d{4}\d{2}\d{2}T\d{6}Z?"
+    r"|\d{4}\d{2}\d{2}T\d{6}Z?",
+    re.ASCII,
 )
-_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_IPV4: Final = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?")
+_UUID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII
+)
+_IPV4: Final = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?", re.ASCII)
 _IPV6: Final = re.compile(
-    r"\[?(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?:%[\w.]+)?\]?(?::\d{1,5})?"
+    r"\[?(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{0,4}|(?:\d{1,3}\.){3}\d{1,3})(?:%[\w.]+)?\]?(?::\d{1,5})?",
+    re.ASCII,
 )
-_MAC: Final = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+_MAC: Final = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}", re.ASCII)
 # Kubernetes generated names: <deployment>-<replicaset hash>-<pod suffix>, or <owner>-<5-char suffix>.
 # The random parts use Kubernetes' alphabet, which has no vowels.
 _K8S: Final = re.compile(
     r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[bcdfghjklmnpqrstvwxz2456789]{5,10}-[bcdfghjklmnpqrstvwxz2456789]{5}"
-    r"|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-(?=[bcdfghjklmnpqrstvwxz]*[2456789])[bcdfghjklmnpqrstvwxz2456789]{5}"
+    r"|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-(?=[bcdfghjklmnpqrstvwxz]*[2456789])[bcdfghjklmnpqrstvwxz2456789]{5}",
+    re.ASCII,
 )
 _DURATION: Final = re.compile(
-    r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d+)?(?:sec|secs|seconds|min|mins|minutes|hrs|d)"
+    r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d+)?(?:sec|secs|seconds|min|mins|minutes|hrs|d)",
+    re.ASCII,
 )
-_SIZE: Final = re.compile(r"\d+(?:\.\d+)?(?:[KMGTPE]i?B|[KMGTPE]i|[kKMGTPE]|B|[kKmMgG]b|bytes)")
-_NUM: Final = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?%?")
-_HEX: Final = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}")
-_KEY_VALUE: Final = re.compile(r"([A-Za-z_][\w.-]*=)(.+)")
+_SIZE: Final = re.compile(r"\d+(?:\.\d+)?(?:[kKMGTPE]i?B|[KMGTPE]i|[kKMGTPE]|B|[kKmMgG]b|bytes)", re.ASCII)
+_NUM: Final = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?%?", re.ASCII)
+_HEX: Final = re.compile(
+    r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}", re.ASCII
+)
+_KEY_VALUE: Final = re.compile(r"([A-Za-z_][\w.-]*=)(.+)", re.ASCII)
 
 # Values embedded in a longer token. Delimited by anything that is not a letter or digit, so digits glued
 # to letters (ssh2, v1, ec2) do not match.
@@ -93,13 +106,36 @@ _EMBEDDED: Final = re.compile(
     r"(?P<UUID>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
     r"|(?P<IP>(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)"
     r"|(?P<DURATION>\d+(?:\.\d+)?(?:ms|us|ns|s))"
-    r"|(?P<SIZE>\d+(?:\.\d+)?(?:[KMGT]i?B))"
+    r"|(?P<SIZE>\d+(?:\.\d+)?(?:[kKMGT]i?B))"
     r"|(?P<HEX>0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})"
     r"|(?P<NUM>\d+(?:\.\d+)?)"
-    r")(?![A-Za-z0-9])"
+    r")(?![A-Za-z0-9])",
+    re.ASCII,
 )
 
 _DIGITS = frozenset("0123456789")
+
+# The common typed tokens in one pass, for the cache-miss path: [key=][brackets]VALUE[punctuation].
+# Whenever it matches, mask_token gives the same answer (a property test holds the two together);
+# anything else goes the long way.
+_FAST: Final = re.compile(
+    r"[(\[{]*(?:[A-Za-z_][\w.-]*=[(\[{]*)?(?:"
+    r"(?P<TIME>\d{4}-\d{2}-\d{2}(?:T\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\d{1,2}/[A-Z][a-z]{2}/\d{4}(?::\d{2}:\d{2}:\d{2})?)"
+    r"|(?P<IP>(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?)"
+    r"|(?P<UUID>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(?P<DURATION>(?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+)"
+    r"|(?P<SIZE>\d+(?:\.\d+)?(?:[kKMGTPE]i?B|[KMGTPE]i|B))"
+    r"|(?P<NUM>[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?%?)"
+    r"|(?P<HEX>0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})"
+    r"|(?P<PATH>(?:~|\.{1,2})?/[\w.@%+~/=&?#-]*?)"
+    r"|(?P<QUOTED>\"[^\"]*\"|'[^']*')"
+    r"|(?P<EMAIL>[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+    r"|(?P<URL>[A-Za-z][A-Za-z0-9+.-]*://\S+?)"
+    r")[)\]},;:.!?]*",
+    re.ASCII,
+)
 
 MaskedToken = tuple[str, tuple[str, ...]]
 
@@ -113,9 +149,18 @@ def tokenize(message: str) -> list[str]:
         # A message that opens with a quoted sentence (klog's structured form) is that sentence plus
         # key/value pairs: the sentence is the template, not a value.
         end = stripped.find('"', 1)
-        if end > 0:
+        if end > 0 and (end + 1 == len(stripped) or stripped[end + 1].isspace()):
             return stripped[: end + 1].split() + tokenize(stripped[end + 1 :])
-    return _TOKEN_RE.findall(message)
+    tokens: list[str] = _TOKEN_RE.findall(message)
+    if " " not in message or len(tokens) == len(message.split()):
+        return tokens
+    out: list[str] = []
+    for token in tokens:
+        if " " in token and (token.startswith(_MESSAGE_KEY_QUOTES) or _REQUEST_IN_QUOTES.search(token)):
+            out.extend(token.split())
+        else:
+            out.append(token)
+    return out
 
 
 def _classify_whole(core: str) -> str | None:
@@ -126,16 +171,16 @@ def _classify_whole(core: str) -> str | None:
         return "QUOTED"
     if "://" in core:
         return "URL" if _URL.fullmatch(core) else None
-    if first == "/" or first == "~" or (first == "." and "/" in core) or (len(core) > 2 and core[1] == ":"):
-        if _PATH.fullmatch(core):
-            return "PATH"
+    looks_like_path = first in "/~" or (first == "." and "/" in core) or (len(core) > 2 and core[1] == ":")
+    if looks_like_path and _PATH.fullmatch(core):
+        return "PATH"
     if "@" in core:
         return "EMAIL" if _EMAIL.fullmatch(core) else None
     if not has_digit:
         if "-" in core and core.islower() and _K8S.fullmatch(core):
             return "K8S_NAME"
         return None
-    if core.isdigit():
+    if core.isdigit() and core.isascii():
         return "NUM"
     last = core[-1]
     if ":" in core:
@@ -204,7 +249,7 @@ def mask_token(token: str) -> MaskedToken:
             return token, tuple(inner)
     if token[0] == "[" and "]" in token and ":" in token:
         bracketed = token.rstrip(",;.")
-        if _IPV6.fullmatch(bracketed):
+        if ("::" in bracketed or bracketed.count(":") >= 7) and _IPV6.fullmatch(bracketed):
             return f"<IP>{token[len(bracketed) :]}", (bracketed,)
     start, end = _core_bounds(token)
     lead, core, trail = token[:start], token[start:end], token[end:]
@@ -217,6 +262,8 @@ def mask_token(token: str) -> MaskedToken:
         kv = _KEY_VALUE.fullmatch(core)
         if kv is not None:
             value = kv.group(2)
+            if token.startswith(_MESSAGE_KEY_QUOTES):
+                return token, ()
             value_masked, value_params = mask_token(value)
             if value_params:
                 return f"{lead}{kv.group(1)}{value_masked}{trail}", value_params
@@ -228,42 +275,61 @@ def mask_token(token: str) -> MaskedToken:
     return masked, tuple(params)
 
 
-class Masker:
-    """Masks messages token by token, with a bounded cache of token results."""
+# Identifiers made of words and numbers joined by "_" or ":" (blk_-1608, rdd_12_3, Main.scala:55, 812:M),
+# and an address with a port behind a slash (/10.1.2.3:50010).
+_FAST_ID: Final = re.compile(
+    r"[(\[{]*(?:[A-Za-z][A-Za-z.]*(?:[_:]-?\d+)+|\d+:[A-Za-z]+)[)\]},;:.!?]*",
+    re.ASCII,
+)
+_FAST_SLASH_IP: Final = re.compile(r"/((?:\d{1,3}\.){3}\d{1,3}:\d{1,5})[)\]},;:.!?]*", re.ASCII)
+_DIGIT_RUN: Final = re.compile(r"\d+", re.ASCII)
 
-    def __init__(self, *, cache_size: int = 100_000) -> None:
-        self._cache: dict[str, MaskedToken] = {}
+
+def fast_mask(token: str) -> str | None:
+    """The masked token when it is one of the common typed shapes, else None (use :func:`mask_token`)."""
+    if "<" in token or token.startswith(_MESSAGE_KEY_QUOTES):
+        return None
+    match = _FAST.fullmatch(token)
+    if match is None:
+        if _FAST_ID.fullmatch(token):
+            return _DIGIT_RUN.sub("<NUM>", token)
+        address = _FAST_SLASH_IP.fullmatch(token)
+        if address is not None:
+            return f"/<IP>{token[address.end(1) :]}"
+        return None
+    kind = match.lastgroup
+    assert kind is not None
+    return f"{token[: match.start(kind)]}<{kind}>{token[match.end(kind) :]}"
+
+
+class Masker:
+    """Masks token lists, with a bounded cache of token results (the hot path of template mining)."""
+
+    def __init__(self, *, cache_size: int = 200_000) -> None:
+        self._shapes: dict[str, str] = {}
         self._cache_size = cache_size
 
     def mask_tokens(self, tokens: list[str]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        """Masked tokens and, per token, the parameters its placeholders stand for."""
-        cache = self._cache
-        masked: list[str] = []
-        params: list[tuple[str, ...]] = []
-        for token in tokens:
-            hit = cache.get(token)
-            if hit is None:
-                hit = mask_token(token)
-                if len(cache) >= self._cache_size:
-                    cache.clear()
-                cache[token] = hit
-            masked.append(hit[0])
-            params.append(hit[1])
-        return tuple(masked), params
+        """Masked tokens and, per token, the parameters its placeholders stand for (not cached)."""
+        results = [mask_token(token) for token in tokens]
+        return tuple(r[0] for r in results), [r[1] for r in results]
 
-    def masked_only(self, tokens: list[str]) -> tuple[str, ...]:
-        """Masked tokens without parameters (the miner's hot path)."""
-        cache = self._cache
-        out: list[str] = []
-        for token in tokens:
-            hit = cache.get(token)
-            if hit is None:
-                hit = mask_token(token)
-                if len(cache) >= self._cache_size:
-                    cache.clear()
-                cache[token] = hit
-            out.append(hit[0])
-        return tuple(out)
+    def shape(self, tokens: list[str]) -> tuple[str, ...]:
+        """Masked tokens without parameters."""
+        get = self._shapes.get
+        miss = self._miss
+        return tuple([get(token) or miss(token) for token in tokens])
+
+    def _miss(self, token: str) -> str:
+        if token.isdigit() and token.isascii():
+            return "<NUM>"
+        masked = fast_mask(token)
+        if masked is None:
+            masked = mask_token(token)[0]
+        if len(self._shapes) >= self._cache_size:
+            self._shapes.clear()
+        self._shapes[token] = masked
+        return masked
 
 
 def mask(message: str) -> tuple[str, list[str]]:

@@ -443,7 +443,11 @@ def _csv_rows(
                 other += 1
         if numeric == 0 and other == 0:
             continue  # an empty column
-        (value_cols if numeric >= other else label_cols).append(col)
+        named_value = lowered[col] in _VALUE_NAMES or (numeric > 0 and infer_unit(header[col]) is not None)
+        (value_cols if numeric >= other or named_value else label_cols).append(col)
+    if not value_cols and len(label_cols) == 1:
+        # A lone data column with more junk than numbers is still the data column.
+        value_cols, label_cols = label_cols, []
     if not value_cols:
         collector.add(
             "no numeric value column found in the CSV header " + _clip(",".join(header), 80), level="error"

@@ -220,6 +220,7 @@ class RootCause(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     evidence: Evidence = Field(default_factory=Evidence)
     suspect: str | None = None
+    signature_id: str | None = Field(default=None, description="The knowledge-base signature behind it.")
 
 
 class Report(BaseModel):

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,12 +106,13 @@ _SECRET_SUFFIXES: tuple[tuple[str, str], ...] = (
     ("sessionid", "token"),
     ("cookie", "token"),
 )
-_CAMEL_SPLIT = re.compile(r"[_.\-\s]+")
+_KEY_SEPARATORS = re.compile(r"[_.\-\s]+")
 
 
+@lru_cache(maxsize=4096)
 def _secret_kind_for_key(key: str) -> str | None:
     """The marker kind for a key that names a secret (``DB_PASSWORD``, ``clientSecret``, ``x-api-key``)."""
-    words = [w for w in _CAMEL_SPLIT.split(key.lower()) if w]
+    words = [w for w in _KEY_SEPARATORS.split(key.lower()) if w]
     if not words:
         return None
     if words[-1] == "pass":
@@ -123,10 +125,14 @@ def _secret_kind_for_key(key: str) -> str | None:
 
 
 _KV_RE = re.compile(
-    r"""(?P<key>(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]{0,80})
+    r"""(?P<key>(?<![A-Za-z0-9_.\-?&])[A-Za-z_][A-Za-z0-9_.\-]{0,80})
         (?P<sep>["']?[ \t]*[:=](?!//)[ \t]*)
-        (?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&"'}\])<>]+)""",
+        (?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;"'}\])<>]+)""",
     re.VERBOSE,
+)
+# In a URL query string '&' and '#' end a value; elsewhere '&' may be part of a password.
+_QUERY_KV_RE = re.compile(
+    r"(?P<key>(?<=[?&])[A-Za-z_][A-Za-z0-9_.\-]{0,80})(?P<sep>=)(?P<value>[^\s&#\"'<>]+)"
 )
 
 
@@ -233,7 +239,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "bearer_token",
         re.compile(
-            r"(?i)(?P<scheme>\bbearer[ \t]+)(?P<secret>(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{8,}=*)"
+            r"(?i)(?P<scheme>\bbearer[ \t]+)(?P<secret>(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9][A-Za-z0-9._~+/\-]{15,}=*)"
         ),
         _group("bearer_token", "secret"),
     ),
@@ -245,6 +251,7 @@ _RULES: tuple[_Rule, ...] = (
         ),
         _group("password", "secret"),
     ),
+    _Rule("secret", _QUERY_KV_RE, _replace_kv, resume_after="sep"),
     _Rule("secret", _KV_RE, _replace_kv, resume_after="sep"),
     _Rule(
         "email",
@@ -288,9 +295,12 @@ class Redactor:
         pieces: list[str] = []
         last = 0
         pos = 0
+        # Only markers that were in the text before this rule ran can overlap its matches: replacements go
+        # to `pieces`, and the search continues after them.
+        check_markers = MARKER_PREFIX in text
         while (match := rule.pattern.search(text, pos)) is not None:
             start, end = match.span()
-            replacement = None if _inside_marker(text, start, end) else rule.replace(match)
+            replacement = None if check_markers and _inside_marker(text, start, end) else rule.replace(match)
             if replacement is None:
                 resume = match.end(rule.resume_after) if rule.resume_after else end
                 pos = max(resume, start + 1)

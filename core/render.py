@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from core.answers import Answer
 from core.models import Anomaly, Report
 
 TOP_ANOMALIES = 10
@@ -118,3 +119,36 @@ def render_markdown(report: Report) -> str:
     if report.issues:
         out += [f"_{len(report.issues)} input issue(s); first: {_md(str(report.issues[0]))}_", ""]
     return "\n".join(out)
+
+
+def render_answer_text(answer: Answer) -> str:
+    """An engine answer for a terminal: summary, hypotheses, steps with their ids (for feedback)."""
+    out = [answer.summary, ""]
+    engine = answer.engine + (f" — {answer.engine_note}" if answer.engine_note else "")
+    out.append(f"session {answer.session_id}  turn {answer.turn}  ({answer.kind.value}, engine: {engine})")
+    if answer.root_causes:
+        out += ["", "Root causes:"]
+        for cause in answer.root_causes:
+            mark = " ✓" if cause.status == "accepted" else ""
+            out.append(f"  [{cause.confidence:.2f}] {cause.title} ({cause.category.value}){mark}   id={cause.id}")
+            for note in cause.evidence.notes[:2]:
+                out.append(f"         - {_clip(note)}")
+            for line in cause.evidence.lines[:2]:
+                out.append(f"         > {line.source}:{line.line}: {_clip(line.text, 110)}")
+    if answer.next_steps:
+        out += ["", "Next steps:"]
+        for i, step in enumerate(answer.next_steps, 1):
+            mark = " ✓" if step.status == "accepted" else ""
+            out.append(f"  {i}. {step.title}{mark}   id={step.id}")
+            if step.command:
+                out.append(f"       $ {step.command}")
+            if step.why:
+                out.append(f"       why: {_clip(step.why, 200)}")
+    if answer.similar_incidents:
+        out += ["", "Similar past incidents:"]
+        for hit in answer.similar_incidents:
+            out.append(f"  {hit.id} [{hit.score:.2f}] {hit.title} — fix: {_clip(hit.fix, 120)}")
+    if answer.insights:
+        out += ["", "Insights:"]
+        out += [f"  - {_clip(text, 200)}" for text in answer.insights]
+    return "\n".join(out) + "\n"

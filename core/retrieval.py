@@ -117,52 +117,6 @@ _STOP_WORDS = frozenset(
     such via per also just only very please""".split()  # noqa: SIM905
 )
 
-# Words that name the same infrastructure concept. A token contributes its own feature AND its concept's.
-_CONCEPTS: dict[str, tuple[str, ...]] = {
-    "connection": (
-        "connection", "connect", "conn", "client", "socket", "session", "econnrefused", "econnreset",
-        "backend", "pgbouncer",
-    ),
-    "database": (
-        "database", "db", "postgres", "postgresql", "pg", "psql", "mysql", "mariadb", "sql", "rds",
-        "aurora", "mongodb", "mongo", "redis", "cassandra", "query",
-    ),
-    "postgres": ("postgres", "postgresql", "pg", "psql", "pgbouncer"),
-    "limit": (
-        "many", "exhausted", "exhaustion", "limit", "maximum", "max", "saturated", "saturation",
-        "capacity", "full", "exceeded", "pool", "quota",
-    ),
-    "memory": ("memory", "oom", "oomkilled", "heap", "rss", "outofmemoryerror", "malloc", "swap"),
-    "disk": ("disk", "space", "enospc", "filesystem", "volume", "inode", "storage", "pvc"),
-    "cpu": ("cpu", "throttling", "throttled", "load", "steal"),
-    "timeout": ("timeout", "timed", "deadline", "etimedout", "slow", "latency", "hang", "hung"),
-    "refused": ("refused", "econnrefused", "unreachable", "reset", "econnreset", "ehostunreach", "broken"),
-    "dns": ("dns", "resolve", "resolution", "nxdomain", "lookup", "servfail", "coredns", "hostname"),
-    "tls": ("tls", "ssl", "certificate", "cert", "x509", "handshake", "expired", "ca"),
-    "auth": (
-        "auth", "authentication", "unauthorized", "forbidden", "denied", "permission", "credential",
-        "password", "login", "401", "403", "iam", "token",
-    ),
-    "ratelimit": ("ratelimit", "throttle", "throttled", "429", "quota", "backoff"),
-    "crash": ("crash", "crashloopbackoff", "crashloop", "restart", "restarted", "killed", "exit", "panic"),
-    "deploy": ("deploy", "deployment", "rollout", "release", "version", "upgrade", "rollback"),
-    "queue": ("queue", "backlog", "lag", "consumer", "kafka", "rabbitmq", "sqs", "partition"),
-    "upstream": ("upstream", "502", "503", "504", "gateway", "unavailable", "dependency", "downstream"),
-    "error": ("error", "fatal", "exception", "failed", "failure", "fail", "err", "critical"),
-    "scheduling": ("unschedulable", "pending", "insufficient", "scheduling", "evicted", "eviction", "node"),
-    "config": ("config", "configuration", "misconfigured", "invalid", "missing", "env", "setting"),
-}  # fmt: skip
-
-_CONCEPTS_OF: dict[str, tuple[str, ...]] = {}
-for _concept, _words in _CONCEPTS.items():
-    for _word in _words:
-        _CONCEPTS_OF[_word] = (*_CONCEPTS_OF.get(_word, ()), _concept)
-
-_UNIGRAM_WEIGHT = 1.0
-_BIGRAM_WEIGHT = 0.8
-_CONCEPT_WEIGHT = 0.5
-_CHARGRAM_WEIGHT = 0.25
-
 
 def stem(word: str) -> str:
     """A deliberately small English suffix stripper: plurals, -ing, -ed (``connections`` → ``connection``)."""
@@ -181,9 +135,61 @@ def stem(word: str) -> str:
     return word
 
 
+# Words that name the same infrastructure concept. A token contributes its own feature AND its concept's.
+_CONCEPTS: dict[str, tuple[str, ...]] = {
+    "connection": (
+        "connection", "connect", "conn", "client", "socket", "session", "econnrefused", "econnreset",
+        "backend", "pgbouncer",
+    ),
+    "database": (
+        "database", "db", "postgres", "postgresql", "pg", "psql", "mysql", "mariadb", "sql", "rds",
+        "aurora", "mongodb", "mongo", "redis", "cassandra", "query",
+    ),
+    "postgres": ("postgres", "postgresql", "pg", "psql", "pgbouncer"),
+    "limit": (
+        "many", "exhausted", "exhaustion", "limit", "maximum", "max", "saturated", "saturation",
+        "capacity", "full", "exceeded", "pool", "quota",
+    ),
+    "memory": ("memory", "oom", "oomkilled", "heap", "rss", "outofmemoryerror", "malloc", "swap", "ram", "137"),
+    "disk": ("disk", "space", "enospc", "filesystem", "volume", "inode", "storage", "pvc"),
+    "cpu": ("cpu", "throttling", "throttled", "load", "steal"),
+    "timeout": ("timeout", "timed", "deadline", "etimedout", "slow", "latency", "hang", "hung"),
+    "refused": ("refused", "econnrefused", "unreachable", "reset", "econnreset", "ehostunreach", "broken"),
+    "dns": ("dns", "resolve", "resolution", "nxdomain", "lookup", "servfail", "coredns", "hostname"),
+    "tls": ("tls", "ssl", "certificate", "cert", "x509", "handshake", "expired", "ca"),
+    "auth": (
+        "auth", "authentication", "unauthorized", "forbidden", "denied", "permission", "credential",
+        "password", "login", "401", "403", "iam", "token",
+    ),
+    "ratelimit": ("ratelimit", "throttle", "throttled", "429", "quota", "backoff"),
+    "crash": ("crash", "crashloopbackoff", "crashloop", "restart", "restarted", "killed", "exit", "panic"),
+    "deploy": ("deploy", "deployment", "rollout", "release", "version", "upgrade", "rollback"),
+    "queue": ("queue", "backlog", "lag", "consumer", "kafka", "rabbitmq", "sqs", "partition"),
+    "upstream": (
+        "upstream", "502", "503", "504", "gateway", "unavailable", "dependency", "downstream", "balancer",
+        "lb", "ingress", "nginx", "haproxy", "envoy", "proxy",
+    ),
+    "scheduling": (
+        "unschedulable", "pending", "insufficient", "scheduling", "schedule", "evicted", "eviction", "node",
+    ),
+    "config": ("config", "configuration", "misconfigured", "invalid", "missing", "env", "setting"),
+}  # fmt: skip
+
+_CONCEPTS_OF: dict[str, tuple[str, ...]] = {}
+for _concept, _words in _CONCEPTS.items():
+    for _word in _words:
+        for _form in {_word, stem(_word)}:  # "refused" and "refusing" both stem to "refus"
+            _CONCEPTS_OF[_form] = (*_CONCEPTS_OF.get(_form, ()), _concept)
+
+_UNIGRAM_WEIGHT = 1.0
+_BIGRAM_WEIGHT = 0.8
+_CONCEPT_WEIGHT = 1.0
+_CHARGRAM_WEIGHT = 0.25
+
+
 def _is_identifier(token: str) -> bool:
-    if len(token) < 5:
-        return False
+    if len(token) < 5 or sum(c.isalpha() for c in token) * 2 < len(token):
+        return False  # short, or mostly digits and punctuation (IPs, versions, timestamps): n-grams are noise
     has_separator = any(c in token for c in "_.-")
     has_mixed_case = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
     has_digit_and_alpha = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
@@ -302,6 +308,7 @@ class ExactIndex:
         self._items: list[VectorItem] = []
         self._vectors: FloatMatrix = np.zeros((0, dimension), dtype=np.float32)
         self._positions: dict[tuple[str, str], int] = {}
+        self._row_cache: dict[tuple[str, str | None], npt.NDArray[np.int64]] = {}
         self._generation = 0
         if directory is not None:
             self._load(directory)
@@ -326,17 +333,10 @@ class ExactIndex:
         norm = float(np.linalg.norm(query))
         if norm == 0.0 or not self._items:
             return []
-        rows = np.array(
-            [
-                i
-                for i, item in enumerate(self._items)
-                if item.namespace == namespace and (kind is None or item.kind == kind)
-            ],
-            dtype=np.int64,
-        )
+        rows = self._rows(namespace, kind)
         if rows.size == 0:
             return []
-        scores = self._vectors[rows] @ (query / norm)
+        scores = (self._vectors @ (query / norm))[rows]  # a full mat-vec is cheaper than copying rows out
         take = min(top_k, rows.size)
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best], kind="stable")]
@@ -392,6 +392,7 @@ class ExactIndex:
             else:
                 self._items[position] = items[row]
                 self._vectors[position] = matrix[row]
+                self._row_cache.clear()  # the item's kind may have changed
         if appended_rows:
             self._items.extend(items[row] for row in appended_rows)
             self._vectors = np.concatenate([self._vectors, matrix[appended_rows]], axis=0)
@@ -399,6 +400,22 @@ class ExactIndex:
 
     def _reindex(self) -> None:
         self._positions = {(item.namespace, item.id): i for i, item in enumerate(self._items)}
+        self._row_cache.clear()
+
+    def _rows(self, namespace: str, kind: str | None) -> npt.NDArray[np.int64]:
+        key = (namespace, kind)
+        rows = self._row_cache.get(key)
+        if rows is None:
+            rows = np.array(
+                [
+                    i
+                    for i, item in enumerate(self._items)
+                    if item.namespace == namespace and (kind is None or item.kind == kind)
+                ],
+                dtype=np.int64,
+            )
+            self._row_cache[key] = rows
+        return rows
 
     def _load(self, directory: Path) -> None:
         manifest_path = directory / _MANIFEST

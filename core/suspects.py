@@ -109,14 +109,15 @@ def rank_suspects(
 
     # When each service first deviated, and whether its own resources or process moved.
     for anomaly in anomalies:
-        name = anomaly.service
+        owner_name: str | None = anomaly.service
         if anomaly.source == "metrics":
-            name = _series_service(anomaly.subject, series, services)
-            if name is not None:
-                facts[name].resources += anomaly.score
-                facts[name].resource_series.append(anomaly.subject)
-        if name is None or name not in services:
+            owner_name = _series_service(anomaly.subject, series, services)
+            if owner_name is not None:
+                facts[owner_name].resources += anomaly.score
+                facts[owner_name].resource_series.append(anomaly.subject)
+        if owner_name is None or owner_name not in services:
             continue
+        name = owner_name
         if anomaly.kind == "restart":
             note = anomaly.evidence.notes[0] if anomaly.evidence.notes else ""
             severe = any(k in note for k in ("oom", "crash_loop", "panic", "exit"))

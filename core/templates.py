@@ -5,11 +5,15 @@ How a message is placed:
 1. Only its first line is mined (a stack trace's frames are not part of its template).
 2. It is tokenized and masked (:mod:`core.masking`): variable parts that have a recognisable type become
    ``<IP>``, ``<NUM>``, ``<DURATION>``…; the result is the message's *shape*.
-3. Fast path: a shape seen before goes straight to the cluster it went to last time (a bounded dict).
+3. Fast paths: a message whose text equals an earlier one's up to digit values (when all of that
+   message's digits went into placeholders), or whose shape was seen before, goes straight to the cluster
+   it went to last time (bounded dicts).
 4. Otherwise the candidates are the clusters with the same token count and the same first token (or a
-   wildcard first token); first tokens that carry digits are treated as a wildcard, as Drain does. The
-   similarity of a candidate is the share of its constant positions (typed placeholders count as
-   constants) that the shape repeats. The best candidate at or above ``similarity`` absorbs the message,
+   wildcard first token); first tokens that carry digits or placeholders are treated as a wildcard, as
+   Drain does with digits. The similarity of a candidate is the share of its *word* positions (constant
+   tokens with a letter and no placeholder) that the shape repeats: words carry a template's identity,
+   while placeholders and punctuation would let a long shared prefix swamp a differing verb. A template
+   with no words falls back to all its constant positions. The best candidate at or above ``similarity`` absorbs the message,
    and positions that differ become ``<*>``; with none, the message starts a new cluster.
 
 Cluster indices are stable within one miner; template ids are a hash of the template text, stable across
@@ -18,7 +22,9 @@ index once all records are in.
 
 State is bounded: past ``max_clusters`` live clusters, the least recently used tenth is retired. A retired
 cluster keeps its final template tokens and count (so indices handed out earlier still resolve) but no
-longer takes new messages. The shape and token caches are bounded and are cleared when full.
+longer takes new messages. The shape and token caches are bounded and are cleared when full. A message
+with a new shape is compared with at most ``max_candidates`` clusters (the most recently used) of its
+bucket, so input that never repeats costs bounded time per line.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import hashlib
 import json
 import logging
 import operator
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +44,11 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 _DIGITS = frozenset("0123456789")
+# Digits folded into the three classes masking can tell apart: "0" (it starts "0x"), the digits in
+# Kubernetes' name alphabet, and the rest. Two messages with the same folded text have the same shape
+# whenever that shape keeps no digit of its own (every digit went into a placeholder).
+_FOLD_DIGITS = bytes.maketrans(b"0123456789", b"0121222222")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 
 
 def template_id_for(template: str) -> str:
@@ -51,21 +63,30 @@ def first_line(message: str) -> str:
     return message
 
 
+def _is_word(token: str) -> bool:
+    """A constant token that carries meaning: it has a letter and no placeholder."""
+    return "<" not in token and any(c.isalpha() for c in token)
+
+
 class _Cluster:
-    __slots__ = ("count", "last", "tokens", "wild")
+    __slots__ = ("count", "last", "tokens", "words")
 
     def __init__(self, tokens: tuple[str, ...], *, count: int, last: int) -> None:
         self.tokens = tokens
-        self.wild = tokens.count(WILDCARD)
+        self.words = tuple(i for i, token in enumerate(tokens) if _is_word(token))
         self.count = count
         self.last = last
+
+    def retemplate(self, tokens: tuple[str, ...]) -> None:
+        self.tokens = tokens
+        self.words = tuple(i for i, token in enumerate(tokens) if _is_word(token))
 
 
 def _bucket_key(tokens: tuple[str, ...]) -> tuple[int, str]:
     if not tokens:
         return (0, "")
     first = tokens[0]
-    if not _DIGITS.isdisjoint(first):
+    if "<" in first or not _DIGITS.isdisjoint(first):
         first = WILDCARD
     return (len(tokens), first)
 
@@ -76,10 +97,11 @@ class TemplateMiner:
     def __init__(
         self,
         *,
-        similarity: float = 0.5,
+        similarity: float = 0.6,
         max_clusters: int = 20_000,
         shape_cache_size: int = 200_000,
-        token_cache_size: int = 100_000,
+        token_cache_size: int = 200_000,
+        max_candidates: int = 100,
     ) -> None:
         if not 0.0 < similarity <= 1.0:
             raise ValueError(f"similarity must be in (0, 1], got {similarity}")
@@ -89,11 +111,14 @@ class TemplateMiner:
         self.max_clusters = max_clusters
         self.shape_cache_size = shape_cache_size
         self.token_cache_size = token_cache_size
+        self.max_candidates = max(1, max_candidates)
         self._masker = Masker(cache_size=token_cache_size)
         self._clusters: dict[int, _Cluster] = {}
-        self._retired: dict[int, tuple[tuple[str, ...], int]] = {}
+        # Retired clusters, compactly: tokens joined by "\n" (mined text is one line, so no token holds one).
+        self._retired: dict[int, tuple[str, int]] = {}
         self._buckets: dict[tuple[int, str], list[int]] = {}
         self._shapes: dict[tuple[str, ...], int] = {}
+        self._folded: dict[bytes, int] = {}
         self._next_id = 0
         self._tick = 0
 
@@ -104,19 +129,30 @@ class TemplateMiner:
         self._tick += 1
         if "\n" in message:
             message = message[: message.index("\n")]
-        shape = self._masker.masked_only(tokenize(message))
-        cid = self._shapes.get(shape)
+        folded = message.encode("utf-8", "surrogatepass").translate(_FOLD_DIGITS)
+        cid = self._folded.get(folded)
         if cid is not None:
             cluster = self._clusters.get(cid)
             if cluster is not None:
                 cluster.count += 1
                 cluster.last = self._tick
                 return cid
-            del self._shapes[shape]
-        cid = self._place(shape)
-        if len(self._shapes) >= self.shape_cache_size:
-            self._shapes.clear()
-        self._shapes[shape] = cid
+            del self._folded[folded]
+        shape = self._masker.shape(tokenize(message))
+        cid = self._shapes.get(shape)
+        if cid is None or cid not in self._clusters:
+            cid = self._place(shape)
+            if len(self._shapes) >= self.shape_cache_size:
+                self._shapes.clear()
+            self._shapes[shape] = cid
+        else:
+            cluster = self._clusters[cid]
+            cluster.count += 1
+            cluster.last = self._tick
+        if _ASCII_DIGIT.search(" ".join(shape)) is None:
+            if len(self._folded) >= self.shape_cache_size:
+                self._folded.clear()
+            self._folded[folded] = cid
         return cid
 
     def _place(self, shape: tuple[str, ...]) -> int:
@@ -130,6 +166,10 @@ class TemplateMiner:
             cluster.last = self._tick
             if cluster.tokens != shape:
                 self._generalise(cid, cluster, shape)
+            bucket = self._buckets[_bucket_key(cluster.tokens)]
+            if bucket[-1] != cid:
+                bucket.remove(cid)
+                bucket.append(cid)
             return cid
         cid = self._next_id
         self._next_id += 1
@@ -149,15 +189,22 @@ class TemplateMiner:
         best: tuple[int, _Cluster] | None = None
         best_score = -1.0
         best_constants = -1
-        for cid in bucket:
+        # The most recently used clusters sit at the end of a bucket; look at no more than max_candidates.
+        for cid in bucket[-1 : -self.max_candidates - 1 : -1]:
             cluster = clusters[cid]
             tokens = cluster.tokens
-            constants = size - cluster.wild
-            if constants == 0:
-                score = 1.0
+            words = cluster.words
+            if words:
+                # Words carry the template; placeholders and punctuation say little about identity.
+                equal = 0
+                for i in words:
+                    if tokens[i] == shape[i]:
+                        equal += 1
+                constants = len(words)
             else:
+                constants = size - tokens.count(WILDCARD)
                 equal = sum(map(operator.eq, tokens, shape))
-                score = equal / constants
+            score = equal / constants if constants else 1.0
             if score >= threshold and (
                 score > best_score or (score == best_score and constants > best_constants)
             ):
@@ -169,8 +216,7 @@ class TemplateMiner:
     def _generalise(self, cid: int, cluster: _Cluster, shape: tuple[str, ...]) -> None:
         old_key = _bucket_key(cluster.tokens)
         merged = tuple(a if a == b else WILDCARD for a, b in zip(cluster.tokens, shape, strict=True))
-        cluster.tokens = merged
-        cluster.wild = merged.count(WILDCARD)
+        cluster.retemplate(merged)
         new_key = _bucket_key(merged)
         if new_key != old_key:
             self._buckets[old_key].remove(cid)
@@ -190,7 +236,7 @@ class TemplateMiner:
             bucket.remove(cid)
             if not bucket:
                 del self._buckets[key]
-            self._retired[cid] = (cluster.tokens, cluster.count)
+            self._retired[cid] = ("\n".join(cluster.tokens), cluster.count)
         log.debug("retired %d least recently used template clusters", len(victims))
 
     # --- reading -------------------------------------------------------------------------------------------
@@ -202,11 +248,17 @@ class TemplateMiner:
         retired = self._retired.get(cluster)
         if retired is None:
             raise KeyError(f"no template cluster {cluster}")
-        return retired[0]
+        return tuple(retired[0].split("\n")) if retired[0] else ()
 
     def template(self, cluster: int) -> str:
         """The current template text of ``cluster``, with ``<NAME>`` placeholders."""
-        return " ".join(self._tokens(cluster))
+        live = self._clusters.get(cluster)
+        if live is not None:
+            return " ".join(live.tokens)
+        retired = self._retired.get(cluster)
+        if retired is None:
+            raise KeyError(f"no template cluster {cluster}")
+        return retired[0].replace("\n", " ")
 
     def template_id(self, cluster: int) -> str:
         """The stable id of the current template of ``cluster``."""
@@ -252,22 +304,32 @@ class TemplateMiner:
     def match(self, message: str) -> TemplateMatch | None:
         """The template ``message`` fits without changing it, or None; learns nothing."""
         tokens = tokenize(first_line(message))
-        shape = self._masker.masked_only(tokens)
+        shape = self._masker.shape(tokens)
         cid = self._shapes.get(shape)
         if cid is None or cid not in self._clusters:
-            cid = None
-            key = _bucket_key(shape)
-            for bucket_key in (key, (key[0], WILDCARD)):
-                found = self._best(shape, self._buckets.get(bucket_key), 1.0)
-                if found is not None:
-                    cid = found[0]
-                    break
+            cid = self._fitting(shape)
         if cid is None:
             return None
         template = self.template(cid)
         return TemplateMatch(
             template_id=template_id_for(template), template=template, params=self.params(message, cid)
         )
+
+    def _fitting(self, shape: tuple[str, ...]) -> int | None:
+        """The most specific live cluster whose template ``shape`` fits as it is (wildcards aside)."""
+        key = _bucket_key(shape)
+        best: int | None = None
+        best_constants = -1
+        for bucket_key in (key, (key[0], WILDCARD)):
+            for cid in self._buckets.get(bucket_key, ()):
+                tokens = self._clusters[cid].tokens
+                if all(t in (WILDCARD, s) for t, s in zip(tokens, shape, strict=True)):
+                    constants = len(tokens) - tokens.count(WILDCARD)
+                    if constants > best_constants:
+                        best, best_constants = cid, constants
+            if key[1] == WILDCARD:
+                break
+        return best
 
     # --- persistence ---------------------------------------------------------------------------------------
 
@@ -280,11 +342,15 @@ class TemplateMiner:
                 "max_clusters": self.max_clusters,
                 "shape_cache_size": self.shape_cache_size,
                 "token_cache_size": self.token_cache_size,
+                "max_candidates": self.max_candidates,
             },
             "next_id": self._next_id,
             "tick": self._tick,
             "clusters": [[cid, list(c.tokens), c.count, c.last] for cid, c in self._clusters.items()],
-            "retired": [[cid, list(tokens), count] for cid, (tokens, count) in self._retired.items()],
+            "retired": [
+                [cid, joined.split("\n") if joined else [], count]
+                for cid, (joined, count) in self._retired.items()
+            ],
         }
         return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -301,13 +367,14 @@ class TemplateMiner:
                 max_clusters=int(config["max_clusters"]),
                 shape_cache_size=int(config["shape_cache_size"]),
                 token_cache_size=int(config["token_cache_size"]),
+                max_candidates=int(config.get("max_candidates", 100)),
             )
             for cid, tokens, count, last in state["clusters"]:
                 cluster = _Cluster(tuple(str(t) for t in tokens), count=int(count), last=int(last))
                 miner._clusters[int(cid)] = cluster
                 miner._buckets.setdefault(_bucket_key(cluster.tokens), []).append(int(cid))
             for cid, tokens, count in state["retired"]:
-                miner._retired[int(cid)] = (tuple(str(t) for t in tokens), int(count))
+                miner._retired[int(cid)] = ("\n".join(str(t) for t in tokens), int(count))
             miner._next_id = int(state["next_id"])
             miner._tick = int(state["tick"])
         except (KeyError, TypeError, AttributeError) as exc:

@@ -169,26 +169,20 @@ def load_or_create_key_file(path: Path) -> KeyRing:
     processes starting together end up with the same key.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        spec = generate_key_spec(f"local-{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(spec + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, path)
-                log.warning(
-                    "no encryption key configured: generated one for stored payloads",
-                    extra={"key_file": str(path)},
-                )
-            except FileExistsError:
-                pass  # another process won the race; use its key
-        finally:
-            tmp.unlink(missing_ok=True)
-    mode = stat.S_IMODE(path.stat().st_mode)
+            _create_key_file(path)
+        except OSError as exc:
+            raise EncryptionConfigError(
+                f"Cannot create the encryption key file {path}: {exc.strerror or type(exc).__name__}.",
+                detail=type(exc).__name__,
+            ) from None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise EncryptionConfigError(
+            f"Cannot read the encryption key file {path}: {exc.strerror or type(exc).__name__}.",
+            detail=type(exc).__name__,
+        ) from None
     if mode & 0o077:
         log.warning(
             "encryption key file is readable by other users; chmod 600 it",
@@ -200,6 +194,28 @@ def load_or_create_key_file(path: Path) -> KeyRing:
         raise EncryptionConfigError(f"Key file {path}: {exc.user_message}") from None
     except (UnicodeDecodeError, OSError) as exc:
         raise EncryptionConfigError(f"Key file {path} cannot be read.", detail=type(exc).__name__) from None
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    spec = generate_key_spec(f"local-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(spec + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+            log.warning(
+                "no encryption key configured: generated one for stored payloads",
+                extra={"key_file": str(path)},
+            )
+        except FileExistsError:
+            pass  # another process won the race; use its key
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def keyring_from_settings(settings: Settings) -> KeyRing:

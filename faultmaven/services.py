@@ -4,6 +4,7 @@ tracing. Built once at the entry point; the stores and the troubleshooter are op
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,9 @@ class Services:
             from faultmaven.service import create_troubleshooter
 
             try:
-                self._troubleshooter = await create_troubleshooter(self.settings, self._stores)
+                self._troubleshooter = await create_troubleshooter(
+                    self.settings, self._stores, metrics=self.metrics, tracing=self.tracing
+                )
             except BaseException:
                 await self._close_stores()
                 raise
@@ -81,14 +84,30 @@ class Services:
 
     async def close(self) -> None:
         """Close what ``start`` opened and flush traces. Safe to call more than once."""
-        if self._owns_troubleshooter:
-            self._troubleshooter = None
+        if self._owns_troubleshooter and self._troubleshooter is not None:
+            troubleshooter, self._troubleshooter = self._troubleshooter, None
+            # not part of the Troubleshooter protocol (yet): the service closes its LLM client here
+            close = getattr(troubleshooter, "close", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:
+                    log.warning("error while closing the troubleshooter", extra={"error": type(exc).__name__})
         await self._close_stores()
         if not self._tracing_shut:
             self._tracing_shut = True
-            self.tracing.shutdown()
+            # flushing may POST to the collector: keep that blocking call off the event loop
+            await asyncio.to_thread(self.tracing.shutdown)
         self._started = False
         log.info("services closed")
+
+    async def __aenter__(self) -> Services:
+        """For entry points without an aiohttp app (e.g. the Socket Mode Slack bot)."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def _close_stores(self) -> None:
         if self._owns_stores and self._stores is not None:

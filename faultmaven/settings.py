@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     vector_index: Literal["embedded", "pinecone"] = "embedded"
     pinecone_api_key: SecretStr | None = None
     pinecone_index: str = "faultmaven"
+    pinecone_host: str | None = Field(default=None, description="The index's data-plane host; skips a lookup.")
     team: str = "default"
 
     # --- LLM (any OpenAI-compatible server) ----------------------------------------------------------------
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=30.0, gt=0)
-    llm_max_prompt_tokens: int = Field(default=6000, ge=500)
+    llm_max_prompt_tokens: int = Field(default=6000, ge=1500)
     llm_redact_ips: bool = False
 
     # --- OpenSearch ----------------------------------------------------------------------------------------

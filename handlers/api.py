@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from aiohttp import web
 
 from core.answers import Answer, Feedback, IncidentCase, LogInput, Question, ResolveRequest, Session
-from core.errors import InputError
 from core.metrics import metrics_from_snapshot
 from core.models import MetricSeries, ParseIssue
-from faultmaven.services import Services
 from handlers.access import Act, guarded
 from handlers.auth import Permission
 from handlers.bodies import model_response, read_model, read_query
@@ -38,15 +35,34 @@ def _acting_user(act: Act, claimed: str | None) -> str:
     if act.principal.authenticated:
         return act.principal.user_id
     if claimed is None:
-        raise InputError("user_id is required when the server runs without authentication.")
+        raise FieldValidationError(
+            [
+                FieldError(
+                    loc="user_id",
+                    msg="Field required when the server runs without authentication",
+                    type="missing",
+                )
+            ]
+        )
     act.actor = claimed
     return claimed
+
+
+def _path_id(request: web.Request) -> str:
+    """The raw path id, bounded, for the audit record (validated separately by ``_session_id``)."""
+    return request.match_info["id"][:_MAX_SESSION_ID]
 
 
 def _session_id(request: web.Request) -> str:
     session_id = request.match_info["id"]
     if not session_id or len(session_id) > _MAX_SESSION_ID:
-        raise InputError(f"A session id is 1 to {_MAX_SESSION_ID} characters.")
+        raise FieldValidationError(
+            [
+                FieldError(
+                    loc="id", msg=f"A session id is 1 to {_MAX_SESSION_ID} characters", type="string_too_long"
+                )
+            ]
+        )
     return session_id
 
 
@@ -56,7 +72,7 @@ def _metrics_of(body: QueryRequest) -> list[MetricSeries]:
     if isinstance(body.metrics, list):
         return body.metrics
     issues: list[ParseIssue] = []
-    series = metrics_from_snapshot(body.metrics, source="api", issues=issues)  # type: ignore[arg-type]
+    series = metrics_from_snapshot(body.metrics, source="api", issues=issues)
     if issues:
         raise FieldValidationError([_snapshot_field_error(issue) for issue in issues])
     return series
@@ -68,14 +84,6 @@ def _snapshot_field_error(issue: ParseIssue) -> FieldError:
     if sep and path.startswith("$"):
         return FieldError(loc=f"metrics{path[1:]}", msg=message, type="value_error")
     return FieldError(loc="metrics", msg=issue.message, type="value_error")
-
-
-def _record_answer(services: Services, answer: Answer) -> None:
-    metrics = services.metrics
-    metrics.answers.labels(kind=answer.kind.value, engine=answer.engine).inc()
-    if answer.analysis is not None:
-        for anomaly in answer.analysis.anomalies:
-            metrics.anomalies.labels(source=anomaly.source, kind=str(anomaly.kind)).inc()
 
 
 async def query(request: web.Request) -> web.Response:
@@ -95,27 +103,19 @@ async def query(request: web.Request) -> web.Response:
         act.detail.update(
             {"kind": question.kind.value, "log_lines": str(len(body.logs)), "series": str(len(metric_series))}
         )
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            answer = await services.troubleshooter.ask(question)
-            outcome = "ok"
-        finally:
-            services.metrics.engine_seconds.labels(operation="ask", outcome=outcome).observe(
-                time.perf_counter() - started
-            )
+        # engine latency, answer and anomaly counts are recorded by the troubleshooter itself (every edge)
+        answer = await services.troubleshooter.ask(question)
         act.set_session(answer.session_id)
         act.detail.update({"engine": answer.engine, "turn": str(answer.turn)})
-        _record_answer(services, answer)
         return model_response(answer)
 
 
 async def feedback(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
-    session_id = _session_id(request)
     async with guarded(
-        request, action="feedback", permission=Permission.FEEDBACK, session_id=session_id
+        request, action="feedback", permission=Permission.FEEDBACK, session_id=_path_id(request)
     ) as act:
+        session_id = _session_id(request)
         body = await read_model(request, FeedbackRequest)
         user_id = _acting_user(act, body.user_id)
         act.detail.update({"item_id": body.item_id, "item_kind": body.item_kind, "verdict": body.verdict})
@@ -129,24 +129,25 @@ async def feedback(request: web.Request) -> web.Response:
                 comment=body.comment,
             )
         )
-        services.metrics.feedback.labels(item_kind=body.item_kind, verdict=body.verdict).inc()
         return model_response(session)
 
 
 async def get_session(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
-    session_id = _session_id(request)
-    async with guarded(request, action="read_session", permission=Permission.READ, session_id=session_id):
+    async with guarded(
+        request, action="read_session", permission=Permission.READ, session_id=_path_id(request)
+    ):
+        session_id = _session_id(request)
         session = await services.troubleshooter.get_session(session_id)
         return model_response(session)
 
 
 async def delete_session(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
-    session_id = _session_id(request)
     async with guarded(
-        request, action="admin:forget_session", permission=Permission.ADMIN, session_id=session_id
+        request, action="admin:forget_session", permission=Permission.ADMIN, session_id=_path_id(request)
     ):
+        session_id = _session_id(request)
         await services.troubleshooter.get_session(session_id)  # 404 for an unknown id
         await services.troubleshooter.forget(session_id)
         return web.Response(status=204)
@@ -154,10 +155,10 @@ async def delete_session(request: web.Request) -> web.Response:
 
 async def resolve(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
-    session_id = _session_id(request)
     async with guarded(
-        request, action="resolve", permission=Permission.RESOLVE, session_id=session_id
+        request, action="resolve", permission=Permission.RESOLVE, session_id=_path_id(request)
     ) as act:
+        session_id = _session_id(request)
         body = await read_model(request, ResolveBody)
         user_id = _acting_user(act, body.user_id)
         case = await services.troubleshooter.resolve(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _JWKS_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
 _JWKS_CACHE_SECONDS = 300
+_JWKS_MIN_REFRESH_SECONDS = 60.0
 _LEEWAY_SECONDS = 30
 
 
@@ -86,6 +88,7 @@ class Authenticator:
                 timeout=int(max(1, settings.outbound_timeout_seconds)),
             )
         self._jwks_lock = asyncio.Lock()
+        self._last_refresh: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -143,14 +146,13 @@ class Authenticator:
             raise AuthenticationError("The bearer token is invalid.") from exc
 
     async def _signing_key(self, token: str) -> Any:
-        assert self._jwks is not None
-        client = self._jwks
+        kid = jwt.get_unverified_header(token).get("kid")
         try:
-            # PyJWKClient does blocking HTTP: run it in a thread, bounded by the outbound timeout. Its own
-            # cache makes most calls instant; the lock keeps a burst from fetching the JWKS many times.
+            # PyJWKClient does blocking HTTP: run it in a thread, bounded by the outbound timeout. The lock
+            # keeps a burst of requests from fetching the key set many times over.
             async with self._jwks_lock:
                 signing_key = await asyncio.wait_for(
-                    asyncio.to_thread(client.get_signing_key_from_jwt, token),
+                    asyncio.to_thread(self._lookup_key, kid if isinstance(kid, str) else None),
                     timeout=self._settings.outbound_timeout_seconds + 1,
                 )
         except jwt.PyJWKClientConnectionError as exc:
@@ -160,13 +162,26 @@ class Authenticator:
             ) from exc
         except TimeoutError as exc:
             raise DependencyError("The identity provider's key set timed out; try again shortly.") from exc
-        except jwt.PyJWKClientError as exc:
+        except jwt.PyJWTError as exc:
             raise AuthenticationError(
                 "The bearer token's signing key is not in the trusted key set."
             ) from exc
-        except jwt.PyJWTError as exc:
-            raise AuthenticationError("The bearer token is invalid.") from exc
+        if signing_key is None:
+            raise AuthenticationError("The bearer token's signing key is not in the trusted key set.")
         return signing_key.key
+
+    def _lookup_key(self, kid: str | None) -> jwt.PyJWK | None:
+        """The key for ``kid`` from the cached set. An unknown kid refetches the set (key rotation), but at
+        most once per _JWKS_MIN_REFRESH_SECONDS, so tokens with made-up kids cannot hammer the provider."""
+        assert self._jwks is not None
+        now = time.monotonic()
+        if self._last_refresh is None:
+            self._last_refresh = now
+        found = _match_key(self._jwks.get_signing_keys(), kid)
+        if found is None and now - self._last_refresh >= _JWKS_MIN_REFRESH_SECONDS:
+            self._last_refresh = now
+            found = _match_key(self._jwks.get_signing_keys(refresh=True), kid)
+        return found
 
     def _role_from(self, claims: dict[str, Any]) -> Role:
         value = claims.get(self._settings.auth_role_claim)
@@ -182,6 +197,13 @@ class Authenticator:
         best = max(known, key=lambda item: _ROLE_RANK[item])
         role: Role = "admin" if best == "admin" else "responder" if best == "responder" else "viewer"
         return role
+
+
+def _match_key(keys: list[jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
+    """The key with this kid; a token without a kid is accepted only when the set holds a single key."""
+    if kid is None:
+        return keys[0] if len(keys) == 1 else None
+    return next((key for key in keys if key.key_id == kid), None)
 
 
 def _bearer_token(authorization: str | None) -> str:

@@ -13,7 +13,7 @@ SETTINGS_KEY = web.AppKey("faultmaven.settings", Settings)
 SERVICES_KEY = web.AppKey("faultmaven.services", Services)
 AUTHENTICATOR_KEY = web.AppKey("faultmaven.authenticator", Authenticator)
 
-PRINCIPAL_REQUEST_KEY = "faultmaven.principal"
+PRINCIPAL_REQUEST_KEY = web.RequestKey("faultmaven.principal", Principal)
 
 
 def services_of(request: web.Request) -> Services:
@@ -21,5 +21,4 @@ def services_of(request: web.Request) -> Services:
 
 
 def principal_of(request: web.Request) -> Principal | None:
-    value = request.get(PRINCIPAL_REQUEST_KEY)
-    return value if isinstance(value, Principal) else None
+    return request.get(PRINCIPAL_REQUEST_KEY)

@@ -69,6 +69,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
     operations = app.get(OPERATIONS_KEY, [])
     secured = auth_configured(app[SETTINGS_KEY])
     refs, schemas = _component_schemas(operations)
+    if not secured:
+        _require_user_id(schemas, [op.request_model for op in operations if op.request_model is not None])
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs=refs, secured=secured)
@@ -109,6 +111,18 @@ def _component_schemas(operations: Sequence[Operation]) -> tuple[_Refs, dict[str
     mapping, top = models_json_schema(unique, ref_template=REF_TEMPLATE)
     refs: _Refs = {(model, mode): dict(mapping[(model, mode)]) for model, mode in unique}
     return refs, dict(top.get("$defs", {}))
+
+
+def _require_user_id(schemas: dict[str, Any], request_models: Sequence[type[BaseModel]]) -> None:
+    """Without authentication the body's ``user_id`` is the only identity, so the handlers require it; the
+    document says so (with authentication it is optional and ignored)."""
+    for model in request_models:
+        schema = schemas.get(model.__name__) or schemas.get(f"{model.__name__}-Input")
+        if schema and "user_id" in schema.get("properties", {}):
+            schema["properties"]["user_id"] = {"type": "string", "minLength": 1, "maxLength": 200}
+            required = schema.setdefault("required", [])
+            if "user_id" not in required:
+                required.append("user_id")
 
 
 def _operation(op: Operation, *, refs: _Refs, secured: bool) -> dict[str, Any]:

@@ -95,12 +95,27 @@ def problem_response(
     return response
 
 
+UNION_TAG_PREFIX = "~"
+
+
+def union_tag(name: str) -> str:
+    """A pydantic discriminator tag that ``field_path`` leaves out: it names a union member, not a body key."""
+    return f"{UNION_TAG_PREFIX}{name}"
+
+
 def field_path(loc: Sequence[int | str]) -> str:
-    """pydantic's error location as a path: ('logs', 3) → 'logs[3]', ('metrics', 'cpu') → 'metrics.cpu'."""
+    """pydantic's error location as a path: ('logs', 3) → 'logs[3]', ('metrics', 'cpu') → 'metrics.cpu'.
+    Union tags made by ``union_tag`` are skipped."""
     out = ""
-    for part in loc:
+    for index, part in enumerate(loc):
+        if isinstance(part, str) and part.startswith(UNION_TAG_PREFIX) and index > 0:
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "":
+            out += '[""]'
+        elif part.startswith("["):
+            out += part
         else:
             out += f".{part}" if out else part
     return out or "(body)"

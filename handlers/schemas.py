@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
 from core.answers import IncidentCase, SimilarIncident
 from core.models import Category, MetricSeries
 from faultmaven.stores.base import AuditEvent
+from handlers.problems import union_tag
 
 _USER_ID_DOC = (
     "Who is asking. Ignored when the request carries a bearer token: the token's 'sub' is the user id. "
@@ -16,19 +17,25 @@ _USER_ID_DOC = (
 )
 
 
+SNAPSHOT_TAG = union_tag("snapshot")
+SERIES_TAG = union_tag("series")
+
+
 def _metrics_shape(value: Any) -> str:
-    return "series" if isinstance(value, list) else "snapshot"
+    return SERIES_TAG if isinstance(value, list) else SNAPSHOT_TAG
 
 
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
+FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 MetricsSnapshot = Annotated[
-    dict[str, float | str],
-    Tag("snapshot"),
+    dict[MetricName, FiniteNumber],
+    Tag(SNAPSHOT_TAG),
     Field(
-        description="One value per metric name, e.g. {\"cpu_usage\": 92}; an optional 'timestamp' key "
-        "(ISO 8601 or epoch) dates them all."
+        description="One value per metric name, e.g. {\"cpu_usage\": 92}. A 'timestamp' (or 'ts', 'time') "
+        "key holding epoch seconds or milliseconds dates them all."
     ),
 ]
-MetricsSeriesList = Annotated[list[MetricSeries], Tag("series")]
+MetricsSeriesList = Annotated[list[MetricSeries], Tag(SERIES_TAG)]
 MetricsInput = Annotated[MetricsSnapshot | MetricsSeriesList, Discriminator(_metrics_shape)]
 
 

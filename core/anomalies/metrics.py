@@ -35,8 +35,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
 
 from core.focus import FAMILY_METRIC_HINTS
 from core.models import Anomaly, AnomalyKind, Evidence, MetricSeries
@@ -60,6 +58,8 @@ LEVEL_NOISE_FACTOR = 2.0
 MV_Z = 8.0
 """Minimum robust z-score on a whitened component for a multivariate outlier."""
 MV_MIN_POINTS = 30
+MV_MAX_SERIES = 50
+"""The multivariate model runs on 2..MV_MAX_SERIES series sharing at least MV_MIN_POINTS timestamps."""
 MAX_PER_SERIES = 5
 MAX_TOTAL = 50
 FOCUS_BOOST = 1.5
@@ -77,6 +77,11 @@ BURSTY_FACTOR = 1.5
 """With more than BURSTY_GROUPS spikes, only those BURSTY_FACTOR times the median spike's score remain."""
 RELATIVE_FLOOR = 0.15
 """Within a series, findings weaker than this fraction of its strongest finding are dropped."""
+
+MAX_SEASONAL_BUCKETS = 1440
+"""At most this many phase buckets per seasonal period (one a minute for a daily cycle)."""
+TREND_WINDOW_MAX = 289
+"""Longest rolling-median window (in points) used to detrend; longer ones run on a thinned series."""
 
 _DAY = 86400.0
 _WEEK = 7 * _DAY
@@ -158,7 +163,12 @@ def _rolling_median(values: FloatArray, window: int) -> FloatArray:
         return values.copy()
     window = max(1, min(window, values.size if values.size % 2 else values.size - 1))
     half = window // 2
-    padded = np.pad(values, half, mode="edge")
+    # Edges are padded with the median of a few edge points rather than the edge point itself, so a spike
+    # on the first or last point does not fill its own baseline.
+    k = max(3, half // 2 + 1)
+    head = np.full(half, float(np.median(values[:k])))
+    tail = np.full(half, float(np.median(values[-k:])))
+    padded = np.concatenate([head, values, tail])
     view = np.lib.stride_tricks.sliding_window_view(padded, window)
     return np.asarray(np.median(view, axis=1), dtype=np.float64)
 
@@ -169,6 +179,14 @@ def _per_segment(prep: _Prepared, values: FloatArray, window: int) -> FloatArray
         mask = prep.segment == seg
         out[mask] = _rolling_median(values[mask], window)
     return out
+
+
+def _trend(values: FloatArray, window: int) -> FloatArray:
+    """A rolling median over ``window`` points, computed on a thinned series when the window is long."""
+    thin = max(1, -(-window // TREND_WINDOW_MAX))
+    sample_at = np.arange(0, values.size, thin)
+    smooth = _rolling_median(values[sample_at], max(1, window // thin) | 1)
+    return np.asarray(np.interp(np.arange(values.size), sample_at, smooth), dtype=np.float64)
 
 
 def _deseasonalize(prep: _Prepared) -> tuple[FloatArray, str | None]:
@@ -182,15 +200,17 @@ def _deseasonalize(prep: _Prepared) -> tuple[FloatArray, str | None]:
     for period, label in ((_DAY, "daily"), (_WEEK, "weekly")):
         if step <= 0 or span < 3 * period or step > period / 12:
             continue
-        buckets = round(period / step)
-        phase = np.floor(((prep.times - prep.times[0]) % period) / step + 0.5).astype(np.int64) % buckets
-        trend_window = min(buckets | 1, values.size | 1)
-        detrended = values - _rolling_median(values, trend_window)
+        bucket_width = max(step, period / MAX_SEASONAL_BUCKETS)  # fine-grained data shares coarser buckets
+        buckets = round(period / bucket_width)
+        offsets = ((prep.times - prep.times[0]) % period) / bucket_width
+        phase = np.floor(offsets + 0.5).astype(np.int64) % buckets
+        detrended = values - _trend(values, round(period / step))
         profile = np.zeros(buckets)
-        for bucket in range(buckets):
-            members = detrended[phase == bucket]
-            if members.size >= 3:
-                profile[bucket] = float(np.median(members))
+        order = np.argsort(phase, kind="stable")
+        bounds = np.flatnonzero(np.diff(phase[order])) + 1
+        for group in np.split(order, bounds):
+            if group.size >= 3:
+                profile[phase[group[0]]] = float(np.median(detrended[group]))
         remainder = detrended - profile[phase]
         before = float(np.mean(np.abs(detrended - np.median(detrended))))
         after = float(np.mean(np.abs(remainder - np.median(remainder))))
@@ -348,7 +368,7 @@ def _level_shifts(prep: _Prepared, values: FloatArray, *, window: int, noise: fl
         if taken[lo:hi].any():
             continue
         taken[lo:hi] = True
-        t = int(pos[k])
+        t = _refine_change(prep.values, int(pos[k]), window=window, segment=prep.segment)
         before = float(np.median(prep.values[max(0, t - window) : t]))
         after = float(np.median(prep.values[t : t + window]))
         findings.append(
@@ -409,6 +429,24 @@ def _pair_plateaus(shifts: list[_Finding], *, limit: int) -> list[_Finding]:
     return out
 
 
+def _refine_change(values: FloatArray, t: int, *, window: int, segment: NDArray[np.int64]) -> int:
+    """The split near ``t`` that best separates two levels (least absolute deviation from each median)."""
+    lo = max(0, t - window)
+    hi = min(values.size, t + window)
+    while segment[lo] != segment[t]:
+        lo += 1
+    while segment[hi - 1] != segment[t]:
+        hi -= 1
+    best, best_cost = t, np.inf
+    half = max(1, window // 2)
+    for split in range(max(lo + 1, t - half), min(hi - 1, t + half) + 1):
+        left, right = values[lo:split], values[split:hi]
+        cost = float(np.sum(np.abs(left - np.median(left))) + np.sum(np.abs(right - np.median(right))))
+        if cost < best_cost:
+            best, best_cost = split, cost
+    return best
+
+
 def _window_sizes(n: int) -> tuple[int, int]:
     spike_window = int(np.clip(n // 40, 5, 31)) | 1
     level_window = int(np.clip(n // 25, 6, 48))
@@ -456,6 +494,9 @@ def _multivariate(
     timed = [p for p in preps if p.times is not None and p.n >= MV_MIN_POINTS]
     if len(timed) < 2:
         return []
+    # scikit-learn costs about a second to import: only pay for it when several series share timestamps.
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
     common = timed[0].times
     assert common is not None
     for p in timed[1:]:
@@ -463,23 +504,29 @@ def _multivariate(
         common = np.intersect1d(common, p.times)
     if common.size < MV_MIN_POINTS:
         return []
-    members = [p for p in timed if p.times is not None]
     columns: list[FloatArray] = []
     raw_columns: list[FloatArray] = []
-    for p in members:
+    kept: list[_Prepared] = []
+    for p in timed:
         assert p.times is not None
         values = p.values[np.searchsorted(p.times, common)]
         centre = float(np.median(values))
         scale = _robust_scale(values, level=centre)
         if scale <= 0:
-            continue
+            continue  # a constant series carries no relationship
         columns.append((values - centre) / scale)
         raw_columns.append(values)
-    kept = [p for p, c in zip(members, columns, strict=False) if c.size]
+        kept.append(p)
     if len(columns) < 2:
         return []
+    if len(columns) > min(MV_MAX_SERIES, common.size // 5):
+        logger.debug("too many series for a multivariate model", extra={"series": len(columns)})
+        return []
     standardized = np.column_stack(columns)
-    whitened = PCA(whiten=True, random_state=0).fit_transform(standardized)
+    pca = PCA(whiten=True, random_state=0).fit(standardized)
+    # Components with no real variance (duplicated or derived series) would only amplify rounding noise.
+    useful = pca.explained_variance_ratio_ > 1e-6
+    whitened = pca.transform(standardized)[:, useful]
     robust_components = np.column_stack(
         [
             (whitened[:, j] - np.median(whitened[:, j]))

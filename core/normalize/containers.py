@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from core.normalize.fields import Fields, Scalar, bounded_attributes, flatten, scalar_text
+from core.normalize.fields import Fields, Scalar, bounded_attributes, fields_from_flat, flatten
 from core.normalize.structured import load_object
 from core.normalize.timestamps import parse_time_text
 
@@ -17,8 +17,11 @@ logger = logging.getLogger(__name__)
 # (first physical line, physical line count, text, fields of the wrapper or None)
 Item = tuple[int, int, str, Fields | None]
 
-_CRI: Final = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}T\S+) (?P<stream>stdout|stderr) (?P<tag>[FP])(?: (?P<text>.*))?$", re.S)
+_CRI: Final = re.compile(
+    r"(?P<ts>\d{4}-\d{2}-\d{2}T\S+) (?P<stream>stdout|stderr) (?P<tag>[FP])(?: (?P<text>.*))?$", re.S
+)
 _MAX_JOINED: Final = 256 * 1024
+_DOCKER_KEYS: Final = frozenset({"log", "stream", "time", "attrs"})
 
 
 def cri_fits(line: str) -> bool:
@@ -30,16 +33,8 @@ def docker_fits(line: str) -> bool:
     return obj is not None and isinstance(obj.get("log"), str) and ("stream" in obj or "time" in obj)
 
 
-def _outer(stamp: str | None, stream: str | None, extra: dict[str, Scalar] | None) -> Fields:
-    fields: Fields = {"timestamp": parse_time_text(stamp) if stamp else None}
-    attributes: list[tuple[str, str]] = []
-    if stream:
-        attributes.append(("stream", stream))
-    if extra:
-        attributes.extend((key, scalar_text(value)) for key, value in extra.items())
-    if attributes:
-        fields["attributes"] = bounded_attributes(attributes)
-    return fields
+def _outer(stamp: str, stream: str) -> Fields:
+    return {"timestamp": parse_time_text(stamp), "attributes": bounded_attributes([("stream", stream)])}
 
 
 def unwrap_cri(lines: Iterable[str]) -> Iterator[Item]:
@@ -65,7 +60,7 @@ def unwrap_cri(lines: Iterable[str]) -> Iterator[Item]:
             size += len(text)
         if match["tag"] == "P":
             continue
-        yield start, count, "".join(pieces), _outer(match["ts"], match["stream"], None)
+        yield start, count, "".join(pieces), _outer(match["ts"], match["stream"])
         pieces, size = [], 0
     if pieces:
         yield start, count, "".join(pieces), None
@@ -93,21 +88,14 @@ def unwrap_docker(lines: Iterable[str]) -> Iterator[Item]:
         if size < _MAX_JOINED:
             pieces.append(text)
             size += len(text)
-        if not text.endswith("\n"):
+        if not text.endswith("\n") and obj.keys() <= _DOCKER_KEYS:
             continue
-        stamp = obj.get("time")
-        stream = obj.get("stream")
-        extra: dict[str, Scalar] = {}
-        rest = {key: value for key, value in obj.items() if key not in ("log", "time", "stream")}
-        if rest:
-            flatten(rest, extra)
+        rest = {key: value for key, value in obj.items() if key != "log"}
+        flat: dict[str, Scalar] = {}
+        flatten(rest, flat)
+        outer = fields_from_flat(flat, raw="")
         joined = "".join(pieces)
-        yield (
-            start,
-            count,
-            joined[:-1].removesuffix("\r"),
-            _outer(stamp if isinstance(stamp, str) else None, stream if isinstance(stream, str) else None, extra),
-        )
+        yield start, count, joined.removesuffix("\n").removesuffix("\r"), outer
         pieces, size = [], 0
     if pieces:
         yield start, count, "".join(pieces), None

@@ -11,7 +11,12 @@ from typing import Final
 
 from core.models import LogRecord, ParseIssue
 from core.normalize.fields import (
+    HOST_KEYS,
+    LEVEL_KEYS,
+    LOGGER_KEYS,
     MESSAGE_KEYS,
+    POD_KEYS,
+    SERVICE_KEYS,
     TIME_KEYS,
     Fields,
     Scalar,
@@ -24,6 +29,17 @@ logger = logging.getLogger(__name__)
 _MAX_ROW_ISSUES: Final = 20
 _TIME_COLUMNS: Final = frozenset(key.lower() for key in TIME_KEYS)
 _MESSAGE_COLUMNS: Final = frozenset(key.lower() for key in MESSAGE_KEYS)
+# Column headers are matched to the known field names without regard to case ("Timestamp", "Message").
+_CANONICAL: Final = {
+    key.lower(): key
+    for keys in (TIME_KEYS, MESSAGE_KEYS, LEVEL_KEYS, SERVICE_KEYS, HOST_KEYS, POD_KEYS, LOGGER_KEYS)
+    for key in reversed(keys)
+}
+
+
+def _delimiter(header: str) -> str:
+    """The most frequent of comma, semicolon and tab in the header row."""
+    return max(",;\t", key=header.count)
 
 
 def header_columns(line: str) -> list[str] | None:
@@ -31,10 +47,9 @@ def header_columns(line: str) -> list[str] | None:
     if "," not in line and ";" not in line and "\t" not in line:
         return None
     try:
-        dialect = csv.Sniffer().sniff(line, delimiters=",;\t")
+        row = next(csv.reader([line], delimiter=_delimiter(line)), [])
     except csv.Error:
         return None
-    row = next(csv.reader([line], dialect), [])
     names = [name.strip().lower() for name in row]
     if len(names) < 2 or not any(names):
         return None
@@ -70,15 +85,17 @@ def csv_records(
     header = header_columns(first)
     if header is None:
         if issues is not None:
-            issues.append(ParseIssue(source=source, line=skipped or None, level="error",
-                                     message="no CSV header with a time and a message column"))
+            issues.append(
+                ParseIssue(
+                    source=source,
+                    line=skipped or None,
+                    level="error",
+                    message="no CSV header with a time and a message column",
+                )
+            )
         return
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    names = [name.strip() for name in header]
-    reader = csv.reader(_with_newlines(iterator), dialect)
+    names = [_CANONICAL.get(name.strip().lower(), name.strip()) for name in header]
+    reader = csv.reader(_with_newlines(iterator), delimiter=_delimiter(first))
     reported = 0
     pending: Fields | None = None
     start = 0
@@ -92,8 +109,9 @@ def csv_records(
         except csv.Error:
             if issues is not None and reported < _MAX_ROW_ISSUES:
                 reported += 1
-                issues.append(ParseIssue(source=source, line=consumed + 1,
-                                         message="malformed CSV row; skipped"))
+                issues.append(
+                    ParseIssue(source=source, line=consumed + 1, message="malformed CSV row; skipped")
+                )
             span += skipped + reader.line_num - consumed if pending is not None else 0
             consumed = skipped + reader.line_num
             continue
@@ -107,17 +125,38 @@ def csv_records(
             continue
         if len(row) != len(names) and issues is not None and reported < _MAX_ROW_ISSUES:
             reported += 1
-            issues.append(ParseIssue(source=source, line=first_line,
-                                     message=f"row has {len(row)} fields, the header has {len(names)}"))
+            issues.append(
+                ParseIssue(
+                    source=source,
+                    line=first_line,
+                    message=f"row has {len(row)} fields, the header has {len(names)}",
+                )
+            )
         flat: dict[str, Scalar] = {}
         for name, value in zip(names, row, strict=False):
             if value and value != "-":
                 flat[name] = value
         fields = fields_from_flat(flat, raw=",".join(row))
         if pending is not None:
-            yield build_record(pending, pending.get("message", ""), source, start, span, "csv", defaults)
+            yield build_record(
+                pending,
+                pending.get("message", ""),
+                source=source,
+                line=start,
+                lines=span,
+                fmt="csv",
+                defaults=defaults,
+            )
         pending = fields
         start = first_line
         span = physical
     if pending is not None:
-        yield build_record(pending, pending.get("message", ""), source, start, span, "csv", defaults)
+        yield build_record(
+            pending,
+            pending.get("message", ""),
+            source=source,
+            line=start,
+            lines=span,
+            fmt="csv",
+            defaults=defaults,
+        )

@@ -40,46 +40,48 @@ class Fields(TypedDict, total=False):
 
 
 _ALL_FIELDS: Final = set(LogRecord.model_fields)
-_UNSPECIFIED: Final = Severity.UNSPECIFIED
+_TEMPLATE: Final[dict[str, object]] = {
+    "source": "",
+    "line": 1,
+    "lines": 1,
+    "timestamp": None,
+    "severity": Severity.UNSPECIFIED,
+    "severity_text": None,
+    "service": None,
+    "host": None,
+    "pod": None,
+    "logger": None,
+    "message": "",
+    "attributes": None,
+    "format": "plain",
+}
 _new = LogRecord.__new__
 _set = object.__setattr__
 
 
 def build_record(
-    fields: Fields, message: str, source: str, line: int, lines: int, fmt: str, defaults: Fields | None
+    fields: Fields, message: str, *, source: str, line: int, lines: int, fmt: str, defaults: Fields | None
 ) -> LogRecord:
     """Build a LogRecord from values that already have the right types, skipping validation.
 
     Every value here comes from the parsers in this package, which produce exactly the field types of
     :class:`LogRecord`; pydantic validation would only re-check them at several times the cost.
     """
-    service = fields.get("service")
-    pod = fields.get("pod")
-    host = fields.get("host")
+    values = _TEMPLATE.copy()
+    values.update(fields)
+    values["source"] = source
+    values["line"] = line
+    values["lines"] = lines
+    values["message"] = message
+    values["format"] = fmt
+    if values["attributes"] is None:
+        values["attributes"] = {}
     if defaults is not None:
-        if pod is None:
-            pod = defaults.get("pod")
-        if service is None:
-            service = defaults.get("service")
-        if host is None:
-            host = defaults.get("host")
-    if service is None and pod:
-        service = workload_from_pod(pod)
-    values = {
-        "source": source,
-        "line": line,
-        "lines": lines,
-        "timestamp": fields.get("timestamp"),
-        "severity": fields.get("severity", _UNSPECIFIED),
-        "severity_text": fields.get("severity_text"),
-        "service": service,
-        "host": host,
-        "pod": pod,
-        "logger": fields.get("logger"),
-        "message": message,
-        "attributes": fields.get("attributes") or {},
-        "format": fmt,
-    }
+        for key in ("pod", "service", "host"):
+            if values[key] is None:
+                values[key] = defaults.get(key)
+    if values["service"] is None and values["pod"]:
+        values["service"] = workload_from_pod(str(values["pod"]))
     record = _new(LogRecord)
     _set(record, "__dict__", values)
     _set(record, "__pydantic_fields_set__", _ALL_FIELDS)
@@ -96,16 +98,22 @@ def cap_value(value: str) -> str:
 
 def bounded_attributes(items: Iterable[tuple[str, str]]) -> dict[str, str]:
     """At most MAX_ATTRIBUTES entries, keys and values capped; the overflow is counted, not kept."""
-    out: dict[str, str] = {}
-    dropped = 0
-    for key, value in items:
-        if len(out) >= MAX_ATTRIBUTES:
-            dropped += 1
-            continue
-        out[key[:MAX_ATTRIBUTE_KEY]] = cap_value(value)
+    out = dict(items)
+    if not out or (
+        len(out) <= MAX_ATTRIBUTES
+        and max(map(len, out.values())) <= MAX_ATTRIBUTE_VALUE
+        and max(map(len, out)) <= MAX_ATTRIBUTE_KEY
+    ):
+        return out
+    bounded: dict[str, str] = {}
+    for key, value in out.items():
+        if len(bounded) >= MAX_ATTRIBUTES:
+            break
+        bounded[key[:MAX_ATTRIBUTE_KEY]] = cap_value(value)
+    dropped = len(out) - len(bounded)
     if dropped:
-        out["attributes.dropped"] = str(dropped)
-    return out
+        bounded["attributes.dropped"] = str(dropped)
+    return bounded
 
 
 def scalar_text(value: Scalar) -> str:
@@ -285,68 +293,84 @@ LOGGER_KEYS: Final = (
 )
 
 
-def _take(flat: dict[str, Scalar], keys: tuple[str, ...]) -> tuple[str, Scalar] | None:
-    for key in keys:
-        value = flat.get(key)
-        if value is not None and value != "" and value != "-":
-            del flat[key]
-            return key, value
-    return None
+_TIME, _LEVEL, _POD, _SERVICE, _HOST, _LOGGER, _MESSAGE = range(7)
+_ROLE_KEYS: Final = (TIME_KEYS, LEVEL_KEYS, POD_KEYS, SERVICE_KEYS, HOST_KEYS, LOGGER_KEYS, MESSAGE_KEYS)
+# field name -> (role, priority within the role); the first role listing a name keeps it
+_ROLES: Final[dict[str, tuple[int, int]]] = {}
+for _role, _keys in enumerate(_ROLE_KEYS):
+    for _priority, _key in enumerate(_keys):
+        _ROLES.setdefault(_key, (_role, _priority))
+_OTEL_NUMBERS: Final = ("SeverityNumber", "severityNumber", "severity_number")
 
 
-def _take_text(flat: dict[str, Scalar], keys: tuple[str, ...]) -> str | None:
-    found = _take(flat, keys)
-    if found is None:
+def _pick(flat: dict[str, Scalar]) -> list[str | None]:
+    """For each role, the highest-priority key present in ``flat`` with a usable value.
+
+    One pass over the record's own keys (usually a handful) instead of probing ~100 candidate names.
+    Empty values and "-" do not count, except for the message, where an explicit empty string is kept.
+    """
+    chosen: list[str | None] = [None] * len(_ROLE_KEYS)
+    ranks = [len(_ROLES)] * len(_ROLE_KEYS)
+    for key, value in flat.items():
+        hit = _ROLES.get(key)
+        if hit is None:
+            continue
+        role, priority = hit
+        if priority < ranks[role] and (role == _MESSAGE or value not in ("", "-")):
+            chosen[role] = key
+            ranks[role] = priority
+    return chosen
+
+
+def _text_of(flat: dict[str, Scalar], key: str | None) -> str | None:
+    if key is None:
         return None
-    return scalar_text(found[1])[: MAX_ATTRIBUTE_KEY * 2]
+    return scalar_text(flat.pop(key))[: MAX_ATTRIBUTE_KEY * 2]
 
 
 def fields_from_flat(flat: dict[str, Scalar], *, raw: str) -> Fields:
     """Map a flattened structured record onto LogRecord fields. ``flat`` is consumed: what remains
     becomes the attributes. ``raw`` stands in as the message when no message field exists."""
     fields: Fields = {}
-    found = _take(flat, TIME_KEYS)
-    if found is not None:
-        moment = parse_time_value(found[1])
-        if moment is None:
-            flat[found[0]] = found[1]
+    time_key, level_key, pod_key, service_key, host_key, logger_key, message_key = _pick(flat)
+    if time_key is not None:
+        moment = parse_time_value(flat[time_key])
+        if moment is not None:
+            del flat[time_key]
         fields["timestamp"] = moment
-    found = _take(flat, LEVEL_KEYS)
-    if found is not None:
-        key, value = found
+    if level_key is not None:
+        value = flat.pop(level_key)
         text = scalar_text(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            fields["severity"] = severity_from_number(int(value), key=key)
+            severity = severity_from_number(int(value), key=level_key)
         elif text.isdigit():
-            fields["severity"] = severity_from_number(int(text), key=key)
+            severity = severity_from_number(int(text), key=level_key)
         else:
-            fields["severity"] = severity_from_text(text)
+            severity = severity_from_text(text)
+        if severity is Severity.UNSPECIFIED:
+            # OTel records carry SeverityText and SeverityNumber: the number decides when the text is unknown.
+            for key in _OTEL_NUMBERS:
+                number = flat.get(key)
+                if isinstance(number, int) and not isinstance(number, bool):
+                    severity = severity_from_number(number, key=key)
+                    break
+        fields["severity"] = severity
         fields["severity_text"] = text[:32]
-        # OTel records carry both SeverityText and SeverityNumber; keep the number as an attribute.
-    if "severity" in fields and fields["severity"] is Severity.UNSPECIFIED:
-        for key in ("SeverityNumber", "severityNumber", "severity_number"):
-            value = flat.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                fields["severity"] = severity_from_number(value, key=key)
-                break
-    pod = _take_text(flat, POD_KEYS)
-    if pod is not None:
-        fields["pod"] = pod
-    # Bunyan/pino put the application name in "name" next to "hostname"/"pid".
-    service = _take_text(flat, SERVICE_KEYS)
-    if service is None and isinstance(flat.get("name"), str) and ("hostname" in flat or "pid" in flat):
-        service = _take_text(flat, ("name",))
-    if service is not None:
-        fields["service"] = service
-    host = _take_text(flat, HOST_KEYS)
-    if host is not None:
-        fields["host"] = host
-    logger_name = _take_text(flat, LOGGER_KEYS)
-    if logger_name is not None:
-        fields["logger"] = logger_name
-    found = _take(flat, MESSAGE_KEYS)
-    if found is not None:
-        text = scalar_text(found[1])
+    if pod_key is not None:
+        fields["pod"] = _text_of(flat, pod_key)
+    if service_key is None:
+        # Bunyan/pino put the application name in "name" next to "hostname"/"pid".
+        name = flat.get("name")
+        if isinstance(name, str) and name and ("hostname" in flat or "pid" in flat):
+            service_key = "name"
+    if service_key is not None:
+        fields["service"] = _text_of(flat, service_key)
+    if host_key is not None:
+        fields["host"] = _text_of(flat, host_key)
+    if logger_key is not None:
+        fields["logger"] = _text_of(flat, logger_key)
+    if message_key is not None:
+        text = scalar_text(flat.pop(message_key))
         fields["message"] = text[:-1] if text.endswith("\n") else text
     else:
         fields["message"] = raw

@@ -39,6 +39,7 @@ _CONTINUATION_PREFIXES: Final = (
 )
 _JAVA_EXCEPTION: Final = re.compile(r"(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable)(?::|$)")
 _GO_PANIC_PREFIXES: Final = ("panic: ", "fatal error: ")
+_TRACE_STARTS: Final = ("Traceback (most recent call last):", "goroutine ", *_GO_PANIC_PREFIXES)
 
 
 def starts_go_panic(text: str) -> bool:
@@ -47,7 +48,7 @@ def starts_go_panic(text: str) -> bool:
 
 def _is_continuation(text: str) -> bool:
     first = text[0]
-    if first == " " or first == "\t":
+    if first in " \t":
         return True
     if text.startswith(_CONTINUATION_PREFIXES):
         return True
@@ -62,14 +63,28 @@ def _trace_after(text: str, current: int) -> int:
     return current
 
 
+def _same_origin(pending: Fields, outer: Fields) -> bool:
+    """A wrapped continuation line joins only a record from the same pod (aggregated streams interleave)."""
+    pod = outer.get("pod")
+    return pod is None or pod == pending.get("pod")
+
+
 def _merge(inner: Fields, outer: Fields) -> Fields:
     """Fields of a line wrapped by a container runtime: the inner line's own values win."""
     if inner.get("timestamp") is None and outer.get("timestamp") is not None:
         inner["timestamp"] = outer["timestamp"]
+    if inner.get("severity", Severity.UNSPECIFIED) is Severity.UNSPECIFIED and "severity" in outer:
+        inner["severity"] = outer["severity"]
+        inner["severity_text"] = outer.get("severity_text")
+    for key in ("service", "host", "pod", "logger"):
+        if inner.get(key) is None and outer.get(key) is not None:
+            inner[key] = outer[key]
     outer_attributes = outer.get("attributes")
     if outer_attributes:
         inner_attributes = inner.get("attributes")
-        inner["attributes"] = {**outer_attributes, **inner_attributes} if inner_attributes else outer_attributes
+        inner["attributes"] = (
+            {**outer_attributes, **inner_attributes} if inner_attributes else outer_attributes
+        )
     return inner
 
 
@@ -106,7 +121,11 @@ def assemble(
                     span += count
                     blanks += 1
                 continue
-            if pending is not None and _is_continuation(text):
+            if (
+                pending is not None
+                and _is_continuation(text)
+                and (outer is None or _same_origin(pending, outer))
+            ):
                 if parts is None:
                     parts = [head]
                 if blanks:
@@ -119,7 +138,7 @@ def assemble(
             if fallback is not None:
                 fields = fallback(text)
             if fields is None:
-                if pending is not None and (headered or trace != _NO_TRACE):
+                if pending is not None and (headered or trace != _NO_TRACE) and not starts_go_panic(text):
                     if parts is None:
                         parts = [head]
                     if blanks:
@@ -138,14 +157,28 @@ def assemble(
             fields = _merge(fields, outer)
         if pending is not None:
             yield build_record(
-                pending, head if parts is None else "\n".join(parts), source, start, span, fmt, defaults
+                pending,
+                head if parts is None else "\n".join(parts),
+                source=source,
+                line=start,
+                lines=span,
+                fmt=fmt,
+                defaults=defaults,
             )
         pending = fields
         head = fields.get("message", "")
         parts = None
         blanks = 0
         start = number
-        span = count + blanks
-        trace = _trace_after(head, _NO_TRACE) if head else _NO_TRACE
+        span = count
+        trace = _trace_after(head, _NO_TRACE) if head.startswith(_TRACE_STARTS) else _NO_TRACE
     if pending is not None:
-        yield build_record(pending, head if parts is None else "\n".join(parts), source, start, span, fmt, defaults)
+        yield build_record(
+            pending,
+            head if parts is None else "\n".join(parts),
+            source=source,
+            line=start,
+            lines=span,
+            fmt=fmt,
+            defaults=defaults,
+        )

@@ -13,7 +13,7 @@ import os
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Final
+from typing import IO, Final, cast
 
 from core.errors import InputError
 from core.models import ParseIssue
@@ -100,15 +100,16 @@ def open_lines(source: LogSource, name: str, issues: list[ParseIssue] | None) ->
         except OSError as exc:
             raise InputError(f"Cannot read log file: {path}") from exc
         return _byte_lines(_blocks_of(handle), reporter, close=handle.close)
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
+    if isinstance(source, bytes):
+        data = source
         return _byte_lines(
             (data[start : start + BLOCK_SIZE] for start in range(0, len(data), BLOCK_SIZE)),
             reporter,
             close=None,
         )
-    if isinstance(source, list | tuple):
-        return _sequence_lines(source, reporter)
+    if isinstance(source, Sequence):
+        # mypy keeps ``bytes`` in the union after the isinstance above (bytes promotion)
+        return _sequence_lines(cast("Sequence[str]", source), reporter)
     if hasattr(source, "read"):
         return _stream_lines(source, reporter)
     raise InputError("Unsupported log source: expected a path, bytes, a list of lines or an open file")
@@ -221,7 +222,8 @@ def _byte_lines(
             return
         carry = b""
         skipping = False
-        for block in stream:
+        for raw_block in stream:
+            block = raw_block
             if skipping:
                 cut = block.find(b"\n")
                 if cut < 0:
@@ -240,7 +242,7 @@ def _byte_lines(
             if len(carry) > MAX_LINE_CHARS:
                 count += 1
                 reporter.long_line(count, "it goes on past the limit")
-                yield _decode(carry[:MAX_LINE_CHARS], count - 1, reporter)[0]
+                yield _decode(_whole_characters(carry[:MAX_LINE_CHARS]), count - 1, reporter)[0]
                 carry = b""
                 skipping = True
         if carry:
@@ -254,6 +256,19 @@ def _byte_lines(
     finally:
         if close is not None:
             close()
+
+
+def _whole_characters(data: bytes) -> bytes:
+    """Drop a UTF-8 sequence cut off at the end of ``data`` (a capped line may end mid-character)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for the lead byte
+        if byte >= 0xC0:
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= needed else data[:-back]
+        return data
+    return data
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

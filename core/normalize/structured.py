@@ -43,26 +43,35 @@ def parse_json(line: str) -> Fields | None:
     return fields_from_object(obj, line)
 
 
-_PAIR: Final = r'[A-Za-z_@][\w.@/-]*=(?:"(?:[^"\\]|\\.)*"|[^\s"=]*)'
-_LOGFMT_LINE: Final = re.compile(rf"\s*{_PAIR}(?:\s+{_PAIR})+\s*$")
-_LOGFMT_PAIR: Final = re.compile(r'(?P<key>[A-Za-z_@][\w.@/-]*)=(?P<value>"(?:[^"\\]|\\.)*"|[^\s"=]*)')
+_LOGFMT_PAIR: Final = re.compile(r'([A-Za-z_@][\w.@/-]*)=("(?:[^"\\]|\\.)*"|[^\s"=]*)')
 
 
 def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == '"':
-        try:
-            text = _loads(value)
-        except ValueError:
-            return value[1:-1]
-        return text if isinstance(text, str) else value[1:-1]
-    return value
+    try:
+        text = _loads(value)
+    except ValueError:
+        return value[1:-1]
+    return text if isinstance(text, str) else value[1:-1]
 
 
 def parse_logfmt(line: str) -> Fields | None:
-    """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``."""
-    if _LOGFMT_LINE.match(line) is None:
-        return None
+    """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``.
+
+    At least two pairs, separated by whitespace, and nothing else on the line."""
     flat: dict[str, Scalar] = {}
+    pos = 0
+    pairs = 0
     for pair in _LOGFMT_PAIR.finditer(line):
-        flat[pair["key"]] = _unquote(pair["value"])
+        start = pair.start()
+        if start == pos:
+            if pairs:
+                return None  # pairs must be separated
+        elif not line[pos:start].isspace():
+            return None
+        key, value = pair.groups()
+        flat[key] = _unquote(value) if value[:1] == '"' else value
+        pos = pair.end()
+        pairs += 1
+    if pairs < 2 or (pos != len(line) and not line[pos:].isspace()):
+        return None
     return fields_from_flat(flat, raw=line)

@@ -23,7 +23,7 @@ FACILITIES: Final = (
 _RFC3164: Final = re.compile(
     r"(?:<(?P<pri>\d{1,3})>)?"
     r"(?:(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<day>\d{1,2}) "
-    r"(?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d{1,9}))?"
+    r"(?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<bfrac>\d{1,9}))?"
     rf"|{ISO_PREFIX})"
     r" (?P<host>[^\s:\[]+) "
     r"(?:(?P<tag>[^\s:\[\]]{1,128})(?:\[(?P<pid>[^\]\s]{0,32})\])?: ?)?"
@@ -38,6 +38,7 @@ _RFC5424: Final = re.compile(
 _SD_ELEMENT: Final = re.compile(r"\[(?P<id>[^\s\]=\"]+)(?P<params>(?:[^\]\"\\]|\"(?:[^\"\\]|\\.)*\"|\\.)*)\]")
 _SD_PARAM: Final = re.compile(r"(?P<name>[^\s=\"\]]+)=\"(?P<value>(?:[^\"\\]|\\.)*)\"")
 _SD_UNESCAPE: Final = re.compile(r"\\([\"\\\]])")
+_LEVEL_WORD: Final = re.compile(LEVEL_WORDS)
 _MESSAGE_LEVEL: Final = re.compile(rf"(?:\[(?P<b>{LEVEL_WORDS})\]|(?P<w>{LEVEL_WORDS}))[:\s]")
 
 
@@ -64,10 +65,13 @@ def parse_rfc3164(line: str) -> Fields | None:
     match = _RFC3164.match(line)
     if match is None:
         return None
+    if match["mon"] is None and (match["tag"] is None or _LEVEL_WORD.fullmatch(match["host"])):
+        # an ISO-timestamped line is syslog only with "host app[pid]:", and a level word is no host
+        return None
     if match["mon"] is not None:
-        moment = yearless(match["mon"], match["day"], match["clock"], match["frac"])
+        moment = yearless(match["mon"], match["day"], clock=match["clock"], frac=match["bfrac"])
     else:
-        moment = iso_parts(match["base"], match["frac"], match["tz"])
+        moment = iso_parts(match["base"], match["frac"], tz=match["tz"])
     if moment is None:
         return None
     severity, severity_text, attributes = _pri(match["pri"])

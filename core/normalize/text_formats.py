@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Final
 
 from core.models import Severity
-from core.normalize.fields import Fields, bounded_attributes
+from core.normalize.fields import Fields
 from core.normalize.severity import severity_from_text
 from core.normalize.timestamps import ISO_PREFIX, from_epoch_text, iso_parts, month_day
 
@@ -21,28 +21,24 @@ LEVEL_WORDS: Final = (
     r"|[Tt]race|[Dd]ebug|[Ii]nfo|[Nn]otice|[Ww]arn(?:ing)?|[Ee]rror|[Ff]atal|[Cc]ritical"
 )
 
-# After the timestamp: [thread] / pid, level, spring-boot "pid ---", [thread], logger, message.
-_REST: Final = (
-    r"(?:\[(?P<thread>[^\]]{0,120})\]\s+|(?P<pid>\d{1,7})\s+)?"
-    rf"(?:\[(?P<blevel>{LEVEL_WORDS})\]|(?P<level>{LEVEL_WORDS})(?=[\s:]|$)):?\s*"
+# After the timestamp: [thread] or pid, level, spring-boot "pid ---", [thread]. Groups are numbered.
+_LEVEL_TEXT: Final = (
+    r"(?:\[([^\]]{0,120})\]\s+|(\d{1,7})\s+)?"
+    rf"(?:\[({LEVEL_WORDS})\]|({LEVEL_WORDS})(?=[\s:]|$)):?\s*"
     r"(?:\d{1,7}\s+---\s+)?"
-    r"(?:\[(?P<thread2>[^\]]{0,120})\]\s*(?:-\s+)?)?"
-    r"(?:(?P<logger>[A-Za-z_$][\w$]*(?:\.[\w$]+)+(?:\[[\w\s.-]*\])?)\s*(?::|\s-)\s+"
-    r"|(?P<logger2>[A-Za-z_$][\w$./-]{0,120})\s+(?::|-)\s+)?"
-    r"(?P<message>.*)"
+    r"(?:\[([^\]]{0,120})\]\s*(?:-\s+)?)?"
 )
+_LEVEL_PART: Final = re.compile(_LEVEL_TEXT)
+# A logger: one token then ":" (dotted names only), " - " or " : ".
+_LOGGER_PART: Final = re.compile(r"([A-Za-z_$][^\s:]{0,200}+)(?:(:)|\s+[-:])\s+")
 # Python logging's "%(asctime)s - %(name)s - %(levelname)s - %(message)s".
-_PY_REST: Final = (
-    rf"(?:-\s+)?(?P<pylogger>[^\s\[]\S*)\s+-\s+(?P<pylevel>{LEVEL_WORDS})\s+-\s+(?P<pymessage>.*)"
-)
+_PY_PART: Final = re.compile(rf"(?:-\s+)?([^\s\[]\S*)\s+-\s+({LEVEL_WORDS})\s+-\s+")
 
-_ISO_LINE: Final = re.compile(rf"\[?{ISO_PREFIX}\]?(?:\s+|$)(?:{_PY_REST}|{_REST}|(?P<plain>.*))", re.S)
-_HDFS_LINE: Final = re.compile(
-    rf"(?P<date>\d{{6}}) (?P<clock>\d{{6}})(?:[.,](?P<frac>\d{{1,6}}))?\s+(?:{_REST}|(?P<plain>.*))", re.S
-)
-_EPOCH_LINE: Final = re.compile(
-    rf"\[?(?P<epoch>\d{{10}}(?:\.\d{{1,9}})?|\d{{13}}|\d{{16}}|\d{{19}})\]?\s+(?:{_REST}|(?P<plain>.*))", re.S
-)
+_ISO_HEAD: Final = re.compile(rf"\[?{ISO_PREFIX}\]?(?:\s+|$)")
+# The common case in one regex call: timestamp, then the level part when there is one.
+_ISO_LEVEL: Final = re.compile(rf"\[?{ISO_PREFIX}\]?\s+{_LEVEL_TEXT}")
+_HDFS_HEAD: Final = re.compile(r"(\d{6}) (\d{6})(?:[.,](\d{1,6}))?\s+")
+_EPOCH_HEAD: Final = re.compile(r"\[?(\d{9,10}(?:\.\d{1,9})?|\d{12,13}|\d{15,16}|\d{18,19})\]?\s+")
 _GLOG_LINE: Final = re.compile(
     r"(?P<level>[IWEF])(?P<month>\d{2})(?P<day>\d{2}) (?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d{1,9}))?"
     r"\s+(?P<tid>\d+) (?P<where>[^:\]\s]+(?::\d+)?)\] ?(?P<message>.*)",
@@ -67,74 +63,101 @@ def _severity(text: str) -> Severity:
     return found
 
 
-def _rest_fields(match: re.Match[str], moment: datetime | None) -> Fields:
-    """Fields from the groups of a line matched with the _REST / _PY_REST / plain alternatives."""
-    groups = match.groupdict()
-    plain = groups.get("plain")
-    if plain is not None:
-        return {"timestamp": moment, "message": plain}
-    pylevel = groups.get("pylevel")
-    if pylevel is not None:
-        return {
-            "timestamp": moment,
-            "severity": _severity(pylevel),
-            "severity_text": pylevel,
-            "logger": groups["pylogger"],
-            "message": groups["pymessage"],
-        }
-    level = groups["level"] or groups["blevel"]
+def after_timestamp(line: str, pos: int, moment: datetime | None) -> Fields:
+    """Fields from what follows a leading timestamp: level, thread, logger and message, as far as present."""
+    head = _LEVEL_PART.match(line, pos)
+    if head is None:
+        return _without_level(line, pos, moment)
+    return _with_level(line, head.end(), moment, head.groups())
+
+
+def _without_level(line: str, pos: int, moment: datetime | None) -> Fields:
+    python = _PY_PART.match(line, pos)
+    if python is None:
+        return {"timestamp": moment, "message": line[pos:]}
+    level = python[2]
+    return {
+        "timestamp": moment,
+        "severity": _severity(level),
+        "severity_text": level,
+        "logger": python[1],
+        "message": line[python.end() :],
+    }
+
+
+def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str | None, ...]) -> Fields:
+    thread, pid, blevel, level, thread2 = groups
+    if level is None:
+        level = blevel or ""
+    logger_name = None
+    found = _LOGGER_PART.match(line, pos)
+    if found is not None:
+        token = found[1]
+        if found[2] is None or "." in token:
+            logger_name = token
+            pos = found.end()
     fields: Fields = {
         "timestamp": moment,
         "severity": _severity(level),
         "severity_text": level,
-        "logger": groups["logger"] or groups["logger2"],
-        "message": groups["message"],
+        "logger": logger_name,
+        "message": line[pos:],
     }
-    thread = groups["thread"] or groups["thread2"]
-    pid = groups["pid"]
-    if thread or pid:
-        attributes: list[tuple[str, str]] = []
+    if thread2 is not None:
+        thread = thread2
+    elif thread is not None and pid is None and thread.isdigit():
+        thread, pid = None, thread  # "[12345]" before the level is a process id (PostgreSQL, daemons)
+    if thread is not None or pid is not None:
+        attributes: dict[str, str] = {}
         if thread:
-            attributes.append(("thread", thread))
+            attributes["thread"] = thread
         if pid:
-            attributes.append(("pid", pid))
-        fields["attributes"] = bounded_attributes(attributes)
+            attributes["pid"] = pid
+        fields["attributes"] = attributes
     return fields
 
 
 def parse_iso(line: str) -> Fields | None:
     """A line starting with an ISO 8601 timestamp (with log4j/logback/Python/PostgreSQL layouts after it)."""
-    match = _ISO_LINE.match(line)
+    match = _ISO_LEVEL.match(line)
+    if match is not None:
+        groups = match.groups()
+        moment = iso_parts(groups[0], groups[1], tz=groups[2])
+        if moment is None:
+            return None
+        return _with_level(line, match.end(), moment, groups[3:])
+    match = _ISO_HEAD.match(line)
     if match is None:
         return None
-    moment = iso_parts(match["base"], match["frac"], match["tz"])
+    base, frac, tz = match.groups()
+    moment = iso_parts(base, frac, tz=tz)
     if moment is None:
         return None
-    return _rest_fields(match, moment)
+    return _without_level(line, match.end(), moment)
 
 
 def parse_hdfs(line: str) -> Fields | None:
     """``081109 203615 148 INFO dfs.DataNode$PacketResponder: ...`` (yyMMdd HHmmss)."""
-    match = _HDFS_LINE.match(line)
+    match = _HDFS_HEAD.match(line)
     if match is None:
         return None
-    date, clock = match["date"], match["clock"]
+    date, clock, frac = match.groups()
     base = f"20{date[0:2]}-{date[2:4]}-{date[4:6]} {clock[0:2]}:{clock[2:4]}:{clock[4:6]}"
-    moment = iso_parts(base, match["frac"], None)
+    moment = iso_parts(base, frac)
     if moment is None:
         return None
-    return _rest_fields(match, moment)
+    return after_timestamp(line, match.end(), moment)
 
 
 def parse_epoch(line: str) -> Fields | None:
     """A line starting with epoch seconds (optionally fractional), millis, micros or nanos."""
-    match = _EPOCH_LINE.match(line)
+    match = _EPOCH_HEAD.match(line)
     if match is None:
         return None
-    moment = from_epoch_text(match["epoch"])
+    moment = from_epoch_text(match[1])
     if moment is None:
         return None
-    return _rest_fields(match, moment)
+    return after_timestamp(line, match.end(), moment)
 
 
 def parse_glog(line: str) -> Fields | None:
@@ -142,7 +165,7 @@ def parse_glog(line: str) -> Fields | None:
     match = _GLOG_LINE.match(line)
     if match is None:
         return None
-    moment = month_day(int(match["month"]), int(match["day"]), match["clock"], match["frac"])
+    moment = month_day(int(match["month"]), int(match["day"]), clock=match["clock"], frac=match["frac"])
     if moment is None:
         return None
     letter = match["level"]

@@ -77,7 +77,7 @@ def parse_nginx_error(line: str) -> Fields | None:
     match = _NGINX_ERROR.match(line)
     if match is None:
         return None
-    moment = iso_parts(match["base"], None, None)
+    moment = iso_parts(match["base"], None)
     if moment is None:
         return None
     level = match["level"]
@@ -107,7 +107,7 @@ def parse_apache_error(line: str) -> Fields | None:
     match = _APACHE_ERROR.match(line)
     if match is None:
         return None
-    moment = named_date(match["year"], match["mon"], match["day"], match["clock"], match["frac"], None)
+    moment = named_date(match)
     if moment is None:
         return None
     level = match["level"]

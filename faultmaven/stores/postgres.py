@@ -107,8 +107,13 @@ class PostgresHistoryStore:
                 ),
                 timeout=connect_timeout_seconds * 2,
             )
-        except (*_DB_ERRORS, ValueError) as exc:
+        except _DB_ERRORS as exc:
             raise _failure("connect", exc) from exc
+        except ValueError:
+            raise DependencyError(
+                "The configured PostgreSQL DSN is malformed; expected postgresql://user@host:port/database.",
+                detail="connect: ValueError",
+            ) from None
         try:
             await apply_migrations(pool)
         except _DB_ERRORS as exc:

@@ -49,17 +49,29 @@ class RedisSessionStore:
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
         command_timeout_seconds: float = COMMAND_TIMEOUT_SECONDS,
         prefix: str = KEY_PREFIX,
+        max_connections: int = 50,
     ) -> RedisSessionStore:
         """Connect and check the server answers; DependencyError (never the URL) if it does not."""
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
-        client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=connect_timeout_seconds,
-            socket_timeout=command_timeout_seconds,
-            health_check_interval=30,
-            decode_responses=False,
-        )
+        # A blocking pool: a burst of concurrent calls waits (up to the command timeout) for a free
+        # connection instead of failing at once when every connection is busy.
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=command_timeout_seconds,
+                socket_connect_timeout=connect_timeout_seconds,
+                socket_timeout=command_timeout_seconds,
+                health_check_interval=30,
+                decode_responses=False,
+            )
+        except ValueError:
+            raise DependencyError(
+                "The configured Redis URL is malformed; expected redis://, rediss:// or unix://.",
+                detail="connect: ValueError",
+            ) from None
+        client = aioredis.Redis.from_pool(pool)
         store = cls(client, ttl_seconds=ttl_seconds, prefix=prefix)
         try:
             await store._call(client.ping(), op="connect")

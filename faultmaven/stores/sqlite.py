@@ -51,7 +51,7 @@ def _iso(value: datetime) -> str:
 
 
 class _Database:
-    """One connection, used by one thread at a time."""
+    """One connection, used by one call at a time."""
 
     def __init__(self, path: Path, *, name: str, synchronous: str, timeout_seconds: float) -> None:
         self.path = path
@@ -59,6 +59,8 @@ class _Database:
         self._synchronous = synchronous
         self._timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
+        # Callers queue here, in the event loop, so a burst does not tie up every worker thread.
+        self._queue = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self, migrations_prefix: str) -> None:
@@ -67,7 +69,7 @@ class _Database:
             self.path, timeout=self._timeout_seconds, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn, timeout_seconds=self._timeout_seconds)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self._timeout_seconds * 1000)}")
             apply_sqlite_migrations(conn, migrations_prefix)
@@ -91,7 +93,16 @@ class _Database:
                 return fn(self._conn)
 
         try:
-            return await asyncio.to_thread(call)
+            async with self._queue:
+                return await asyncio.to_thread(call)
+        except OSError as exc:
+            log.error(
+                "sqlite file unusable", extra={"store": self.name, "op": op, "error": type(exc).__name__}
+            )
+            raise DependencyError(
+                f"The {self.name} store at {self.path} cannot be used: {exc.strerror or type(exc).__name__}.",
+                detail=f"{op}: {type(exc).__name__}",
+            ) from exc
         except sqlite3.Error as exc:
             log.error(
                 "sqlite call failed",
@@ -116,6 +127,23 @@ class _Database:
             return await self.run(lambda conn: conn.execute("SELECT 1").fetchone() == (1,), op="ping")
         except DependencyError:
             return False
+
+
+def _enable_wal(conn: sqlite3.Connection, *, timeout_seconds: float) -> None:
+    """Switch to WAL, retrying while another process does the same: SQLite answers that change with
+    "database is locked" at once instead of waiting for the busy timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            row = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        if row is None or str(row[0]).lower() != "wal":
+            log.warning("sqlite did not switch to WAL mode", extra={"journal_mode": str(row and row[0])})
+        return
 
 
 @contextmanager

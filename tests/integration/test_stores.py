@@ -25,7 +25,7 @@ from faultmaven.stores.migrations import load_migrations
 from faultmaven.stores.postgres import PostgresHistoryStore
 from faultmaven.stores.redis_sessions import RedisSessionStore
 from faultmaven.stores.sqlite import HISTORY_FILE, SESSIONS_FILE, SqliteSessionStore
-from tests.integration.services import PostgresServer, free_port
+from tests.integration.services import PostgresServer, free_port, service_missing
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ class Backend:
     postgres_server: PostgresServer | None = None
 
     def settings(self, *, encryption_keys: str | None = KEY_OLD) -> Settings:
-        return Settings(  # type: ignore[call-arg]
+        return Settings(
             _env_file=None,
             data_dir=self.tmp_path / "data",
             redis_url=self.redis_url,
@@ -250,8 +250,9 @@ async def test_rate_limit_allows_exactly_n_then_denies_with_retry_after(stores: 
 
 
 async def test_rate_limit_is_atomic_under_concurrency(stores: Stores) -> None:
+    # 200 at once: more than the Redis connection pool holds, so callers also queue for connections
     decisions = await asyncio.gather(
-        *(stores.sessions.hit_rate_limit("ip:10.0.0.7", limit=7, window_seconds=60) for _ in range(20))
+        *(stores.sessions.hit_rate_limit("ip:10.0.0.7", limit=7, window_seconds=60) for _ in range(200))
     )
     assert sum(d.allowed for d in decisions) == 7
     assert sorted(d.remaining for d in decisions if d.allowed) == [0, 1, 2, 3, 4, 5, 6]
@@ -298,8 +299,11 @@ async def test_incidents_round_trip_search_and_update(stores: Stores) -> None:
     assert [c.id for c in await stores.history.list_incidents(query="too many clients")] == ["inc-101"]
     assert [c.id for c in await stores.history.list_incidents(query="edge-proxy")] == ["inc-103"]
     assert [c.id for c in await stores.history.list_incidents(query="100%")] == ["inc-103"]
-    assert [c.id for c in await stores.history.list_incidents(query="%")] == ["inc-103"]  # literal, not a wildcard
-    assert await stores.history.list_incidents(query="_") == []
+    assert [c.id for c in await stores.history.list_incidents(query="%")] == [
+        "inc-103"
+    ]  # literal, not a wildcard
+    assert await stores.history.list_incidents(query="exit_code") == []  # '_' is literal too ("exit code")
+    assert [c.id for c in await stores.history.list_incidents(query="memory_exhaustion")] == ["inc-102"]
     assert await stores.history.list_incidents(query="pool expired") == []
 
     changed = make_incidents()[1].model_copy(update={"fix": "Batch size 500, limit 3Gi, and a heap alert."})
@@ -424,3 +428,55 @@ async def test_unreachable_postgres_is_a_dependency_error() -> None:
             connect_timeout_seconds=1,
         )
     )
+
+
+async def test_embedded_defaults_create_data_dir_and_key_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "nested"
+    opened = await open_stores(Settings(_env_file=None, data_dir=data_dir))
+    try:
+        payload_id = await opened.history.save_payload(
+            session_id="s", name="a.log", data=b"disk full on /var\n"
+        )
+        assert await opened.history.load_payload(payload_id) == b"disk full on /var\n"
+    finally:
+        await opened.close()
+    assert sorted(p.name for p in data_dir.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+        "encryption.key",
+        HISTORY_FILE,
+        SESSIONS_FILE,
+    ]
+    reopened = await open_stores(Settings(_env_file=None, data_dir=data_dir))
+    try:
+        assert await reopened.history.load_payload(payload_id) == b"disk full on /var\n"
+    finally:
+        await reopened.close()
+
+
+def test_missing_service_fails_under_ci_and_skips_locally(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        service_missing("redis-server is not installed")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="redis-server is not installed"):
+        service_missing("redis-server is not installed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        service_missing("redis-server is not installed")
+
+
+async def test_unusable_data_dir_is_a_clear_dependency_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data directory should be")
+    with pytest.raises(DependencyError, match=r"session store at .*data/sessions\.sqlite3 cannot be used"):
+        await open_stores(Settings(_env_file=None, data_dir=blocker, encryption_keys=KEY_OLD))
+
+
+async def test_malformed_urls_are_named_without_echoing_them() -> None:
+    with pytest.raises(DependencyError, match="Redis URL is malformed") as info:
+        await RedisSessionStore.connect("http://:s3cret@cache:6379/0", ttl_seconds=60)
+    assert "s3cret" not in info.value.user_message
+    with pytest.raises(DependencyError, match="PostgreSQL DSN is malformed") as info:
+        await PostgresHistoryStore.connect(
+            "postgresql://fm:s3cret@db:notaport/fm", keyring=KeyRing.from_spec(KEY_OLD)
+        )
+    assert "s3cret" not in info.value.user_message

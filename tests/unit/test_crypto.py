@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import logging
 import os
 import stat
@@ -156,15 +157,13 @@ def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_settings_keys_win_and_postgres_requires_configured_keys(tmp_path: Path) -> None:
     configured = keyring_from_settings(
-        Settings(_env_file=None, data_dir=tmp_path, encryption_keys=f"{SPEC_B},{SPEC_A}")  # type: ignore[call-arg]
+        Settings(_env_file=None, data_dir=tmp_path, encryption_keys=f"{SPEC_B},{SPEC_A}")
     )
     assert configured.key_ids == ["2026-b", "2026-a"]
     assert not (tmp_path / "encryption.key").exists()
     with pytest.raises(EncryptionConfigError, match="FAULTMAVEN_ENCRYPTION_KEYS must be set"):
-        keyring_from_settings(
-            Settings(_env_file=None, data_dir=tmp_path, postgres_dsn="postgresql://db/fm")  # type: ignore[call-arg]
-        )
-    embedded = keyring_from_settings(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+        keyring_from_settings(Settings(_env_file=None, data_dir=tmp_path, postgres_dsn="postgresql://db/fm"))
+    embedded = keyring_from_settings(Settings(_env_file=None, data_dir=tmp_path))
     assert embedded.primary_key_id.startswith("local-")
     assert (tmp_path / "encryption.key").exists()
 
@@ -185,3 +184,22 @@ def test_any_single_bit_flip_is_rejected(data: bytes, flip: int, bit: int) -> No
     envelope[flip % len(envelope)] ^= 1 << bit
     with pytest.raises(DecryptionError):
         ring.decrypt(bytes(envelope))
+
+
+def test_concurrent_first_use_agrees_on_one_key(tmp_path: Path) -> None:
+    path = tmp_path / "encryption.key"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        rings = list(pool.map(lambda _: load_or_create_key_file(path), range(16)))
+    assert len({ring.primary_key_id for ring in rings}) == 1
+    envelope = rings[0].encrypt(LOG_LINES)
+    assert all(ring.decrypt(envelope) == LOG_LINES for ring in rings)
+    assert sorted(os.listdir(tmp_path)) == ["encryption.key"]
+
+
+def test_key_file_under_a_non_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+    with pytest.raises(
+        EncryptionConfigError, match=r"Cannot create the encryption key file .*data/encryption\.key"
+    ):
+        load_or_create_key_file(blocker / "encryption.key")

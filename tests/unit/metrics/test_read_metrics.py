@@ -27,7 +27,10 @@ def test_formats_are_listed() -> None:
 
 def test_seed_snapshot_dict() -> None:
     series = read_metrics({"cpu_usage": 92, "memory_usage": 78})
-    assert [(s.name, s.unit, len(s.points)) for s in series] == [("cpu_usage", "percent", 1), ("memory_usage", "percent", 1)]
+    assert [(s.name, s.unit, len(s.points)) for s in series] == [
+        ("cpu_usage", "percent", 1),
+        ("memory_usage", "percent", 1),
+    ]
     assert series[0].points[0].timestamp is None
     assert series[0].points[0].value == 92.0
 
@@ -35,7 +38,9 @@ def test_seed_snapshot_dict() -> None:
 def test_snapshot_bad_values_reported_valid_kept() -> None:
     issues: list[ParseIssue] = []
     series = metrics_from_snapshot(
-        {"cpu_usage": 50, "memory_usage": "NaN", "disk_usage": True, "load": "high"}, source="alert-42", issues=issues
+        {"cpu_usage": 50, "memory_usage": "NaN", "disk_usage": True, "load": "high"},
+        source="alert-42",
+        issues=issues,
     )
     assert [s.name for s in series] == ["cpu_usage"]
     assert len(issues) == 3
@@ -99,7 +104,9 @@ def test_long_form_with_metric_column() -> None:
 
 
 def test_headerless_csv_and_value_column_named_from_source() -> None:
-    series = read_metrics(b"2024-03-11 09:00:00,1.5\n2024-03-11 09:01:00,1.7\n", name="uploads/api_latency_seconds.csv")
+    series = read_metrics(
+        b"2024-03-11 09:00:00,1.5\n2024-03-11 09:01:00,1.7\n", name="uploads/api_latency_seconds.csv"
+    )
     assert len(series) == 1
     assert series[0].name == "api_latency_seconds"
     assert series[0].unit == "seconds"
@@ -168,7 +175,9 @@ def test_json_points_variants() -> None:
     assert tv[0].points[0].timestamp == datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
     wrapped = read_metrics({"name": "queue_lag", "labels": {"topic": "orders"}, "points": [[1710147600, 12]]})
     assert wrapped[0].key == 'queue_lag{topic="orders"}'
-    mapping = read_metrics({"cpu": [{"time": 1710147600, "value": 1}], "mem": [{"time": 1710147600, "value": 2}]})
+    mapping = read_metrics(
+        {"cpu": [{"time": 1710147600, "value": 1}], "mem": [{"time": 1710147600, "value": 2}]}
+    )
     assert [s.name for s in mapping] == ["cpu", "mem"]
     wide = read_metrics('[{"timestamp": 1710147600, "host": "a", "cpu": 1, "mem": 2}]')
     assert {s.key for s in wide} == {"cpu", "mem"}

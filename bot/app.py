@@ -1,0 +1,822 @@
+"""The Slack bot: a slack-bolt ``AsyncApp`` over the shared troubleshooter.
+
+A mention in a channel (or a DM) is answered in its thread, and the thread is the session. Listeners only
+acknowledge, check idempotency and roles, and hand the work to tracked tasks (so Bolt may process them
+before responding and the ack still comes in well under 3 s): an interim "analyzing…" reply is
+posted in the thread and then replaced (``chat.update``) with the answer in Block Kit. Files shared in the
+thread are downloaded with the bot token and analyzed. Feedback buttons and the "Mark resolved" modal feed
+the engine's session learning and the incident history.
+
+Modes: single workspace (``SLACK_BOT_TOKEN`` + ``SLACK_SIGNING_SECRET``) or multi-workspace OAuth installs
+(``slack_client_id`` + ``slack_client_secret``, installations in the service's database). Served over HTTP
+by the shared aiohttp server (``bot.http``) or over Socket Mode (``bot.socket``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks
+from bot.access import SlackAccess, can_act
+from bot.charts import anomaly_to_chart, render_anomaly_chart
+from bot.files import Attachments, collect_files, gather_attachments
+from bot.scopes import required_scopes
+from bot.store import SlackStore
+from bot.tasks import TaskTracker
+from core.answers import Answer, Feedback, Question, ResolveRequest, Session
+from core.errors import FaultMavenError, NotFoundError
+from faultmaven.logconfig import session_id_var
+from faultmaven.services import Services
+from faultmaven.settings import Settings
+from faultmaven.troubleshooter import Troubleshooter
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/faultmaven"
+EVENTS = ("app_mention", "message.im")
+BOT_SCOPES = tuple(sorted(required_scopes()))
+IDEMPOTENCY_TTL_SECONDS = 3600
+RATE_LIMIT_RETRIES = 2
+MAX_THREAD_MESSAGES = 200
+MAX_CONTEXT_CHARS = 4000
+MAX_QUERY_CHARS = 19_000
+INTERIM_TEXT = ":hourglass_flowing_sand: Analyzing…"
+HELP_TEXT = (
+    "*FaultMaven* — troubleshooting help for on-call.\n"
+    "• Mention me in a channel (or DM me) with a question, and attach log or metric files (.log, .jsonl, "
+    ".csv, Prometheus JSON, .gz): I answer in the thread, and the thread is the session.\n"
+    "• Use ✅ / ❌ on next steps to steer the next answer; *Mark resolved* stores the incident for next time.\n"
+    f"• `{COMMAND} ask <question>` — start a new thread with a question\n"
+    f"• `{COMMAND} status` — the latest session in this channel\n"
+    f"• `{COMMAND} resolve <what fixed it>` — resolve the latest session (responders)\n"
+    f"• `{COMMAND} forget` — drop the latest session's state (responders)\n"
+    f"• `{COMMAND} help` — this message"
+)
+NOT_ALLOWED = (
+    "Only responders can give feedback or resolve incidents. Ask an admin to map your Slack user or "
+    "user group to the responder role (slack_role_map)."
+)
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_FEEDBACK_ACTION = re.compile(r"^(fm_accept|fm_reject):")
+
+
+def session_id_for(team_id: str, channel_id: str, thread_ts: str) -> str:
+    """The session of a Slack thread: stable for team + channel + thread."""
+    digest = hashlib.blake2b(f"{team_id}:{channel_id}:{thread_ts}".encode(), digest_size=12).hexdigest()
+    return f"slack-{digest}"
+
+
+def strip_mentions(text: str) -> str:
+    return _MENTION.sub("", text or "").strip()
+
+
+def slack_configured(settings: Settings) -> bool:
+    return oauth_mode(settings) or settings.slack_bot_token is not None
+
+
+def oauth_mode(settings: Settings) -> bool:
+    return bool(settings.slack_client_id) and settings.slack_client_secret is not None
+
+
+class SlackBot:
+    """The Bolt app, its listeners and what they share. ``close`` waits for answers in flight."""
+
+    def __init__(self, settings: Settings, services: Services, *, store: SlackStore | None = None) -> None:
+        self.settings = settings
+        self.services = services
+        self.store = store or SlackStore(settings)
+        self.access = SlackAccess(settings.slack_role_map)
+        self.tasks = TaskTracker()
+        self._http: aiohttp.ClientSession | None = None
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
+            base_url=settings.slack_api_url,
+            timeout=int(max(1, settings.outbound_timeout_seconds * 3)),
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
+        )
+        self.registered: dict[str, set[str]] = {
+            "events": set(),
+            "commands": set(),
+            "actions": set(),
+            "views": set(),
+        }
+        self.app = self._build_app()
+        self._register()
+
+    # --- construction --------------------------------------------------------------------------------------
+
+    def _build_app(self) -> AsyncApp:
+        settings = self.settings
+        signing_secret = (
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        )
+        if oauth_mode(settings):
+            assert settings.slack_client_secret is not None
+            oauth = AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=settings.slack_client_secret.get_secret_value(),
+                scopes=list(BOT_SCOPES),
+                installation_store=self.store,
+                state_store=self.store,
+                install_path="/slack/install",
+                redirect_uri_path="/slack/oauth_redirect",
+            )
+            return AsyncApp(
+                signing_secret=signing_secret,
+                client=self.client,
+                oauth_settings=oauth,
+                installation_store=self.store,
+                raise_error_for_unhandled_request=False,
+                process_before_response=True,
+            )
+        if settings.slack_bot_token is None:
+            raise FaultMavenError(
+                "Slack is not configured: set SLACK_BOT_TOKEN (one workspace) or FAULTMAVEN_SLACK_CLIENT_ID and "
+                "FAULTMAVEN_SLACK_CLIENT_SECRET (OAuth installs)."
+            )
+        return AsyncApp(
+            signing_secret=signing_secret,
+            client=self.client,
+            raise_error_for_unhandled_request=False,
+            process_before_response=True,
+        )
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_direct_message)
+        app.command(COMMAND)(self._on_command)
+        app.action(_FEEDBACK_ACTION)(self._on_feedback)
+        app.action(blocks.ACTION_RESOLVE)(self._on_resolve_button)
+        app.view(blocks.RESOLVE_CALLBACK)(self._on_resolve_submit)
+        app.error(self._on_error)
+        self.registered["events"].update(EVENTS)
+        self.registered["commands"].add(COMMAND)
+        self.registered["actions"].update({blocks.ACTION_ACCEPT, blocks.ACTION_REJECT, blocks.ACTION_RESOLVE})
+        self.registered["views"].add(blocks.RESOLVE_CALLBACK)
+
+    @property
+    def troubleshooter(self) -> Troubleshooter:
+        return self.services.troubleshooter
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
+
+    async def close(self, *, grace_seconds: float = 30.0) -> None:
+        await self.tasks.close(grace_seconds=grace_seconds)
+        if self._http is not None:
+            await self._http.close()
+        await self.store.close()
+
+    async def _claim(self, key: str) -> bool:
+        return await self.services.stores.sessions.claim_idempotency_key(
+            f"slack:{key}", ttl_seconds=IDEMPOTENCY_TTL_SECONDS
+        )
+
+    def _spawn(
+        self,
+        work: Callable[[], Awaitable[None]],
+        *,
+        name: str,
+        client: AsyncWebClient,
+        channel: str | None,
+        thread_ts: str | None,
+        replace_ts: str | None = None,
+    ) -> None:
+        async def run() -> None:
+            try:
+                await work()
+            except Exception as exc:
+                await self._report_failure(
+                    exc, client=client, channel=channel, thread_ts=thread_ts, replace_ts=replace_ts
+                )
+
+        self.tasks.spawn(run(), name=name)
+
+    # --- errors --------------------------------------------------------------------------------------------
+
+    async def _report_failure(
+        self,
+        exc: BaseException,
+        *,
+        client: AsyncWebClient,
+        channel: str | None,
+        thread_ts: str | None,
+        replace_ts: str | None = None,
+    ) -> str:
+        """Log with the traceback under a new error id and tell the thread (never ``str(exc)``)."""
+        error_id = uuid.uuid4().hex[:12]
+        if isinstance(exc, FaultMavenError):
+            message = exc.user_message
+            log.warning("Slack request failed", extra={"error_id": error_id, "error": type(exc).__name__})
+        else:
+            message = None
+            log.error("Slack request failed", exc_info=exc, extra={"error_id": error_id})
+        if channel is None:
+            return error_id
+        text = blocks.render_error(error_id, message)
+        try:
+            if replace_ts is not None:
+                await client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=[])
+            else:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        except SlackApiError as post_error:
+            log.warning(
+                "could not tell Slack about a failure",
+                extra={"error_id": error_id, "slack_error": post_error.response.get("error", "unknown")},
+            )
+        return error_id
+
+    async def _on_error(self, error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
+        channel, thread_ts = _where(body)
+        await self._report_failure(error, client=client, channel=channel, thread_ts=thread_ts)
+
+    # --- conversations -------------------------------------------------------------------------------------
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("channel_type") == "im":
+            return  # the message.im listener answers DMs
+        await self._on_message(event, body, client)
+
+    async def _on_direct_message(
+        self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if event.get("channel_type") != "im":
+            return  # channel messages arrive as app_mention when they are meant for the bot
+        if event.get("bot_id") or event.get("subtype") not in (None, "file_share", "thread_broadcast"):
+            return  # the bot's own replies, edits, deletions
+        await self._on_message(event, body, client)
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
+        if not await self._claim(f"event:{event_id}"):
+            log.info("duplicate Slack event ignored", extra={"event_id": event_id})
+            return
+        team_id = str(body.get("team_id") or event.get("team") or "")
+        channel = str(event["channel"])
+        thread_ts = str(event.get("thread_ts") or event["ts"])
+        user_id = str(event.get("user") or "unknown")
+        text = strip_mentions(str(event.get("text") or ""))
+        self._spawn(
+            lambda: self._turn(
+                client,
+                team_id=team_id,
+                channel=channel,
+                thread_ts=thread_ts,
+                event=event,
+                user_id=user_id,
+                text=text,
+            ),
+            name=f"slack-answer-{event_id}",
+            client=client,
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+
+    async def _turn(
+        self,
+        client: AsyncWebClient,
+        *,
+        team_id: str,
+        channel: str,
+        thread_ts: str,
+        event: Mapping[str, Any],
+        user_id: str,
+        text: str,
+    ) -> None:
+        """One turn in a thread: the interim reply, then the answer in its place (or an error id)."""
+        word = text.split(maxsplit=1)[0].lower() if text else ""
+        if word == "help" and not event.get("files"):
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=HELP_TEXT)
+            return
+        interim = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=INTERIM_TEXT)
+        interim_ts = str(interim["ts"])
+        try:
+            await self._answer(
+                client,
+                token=str(client.token or ""),
+                team_id=team_id,
+                channel=channel,
+                thread_ts=thread_ts,
+                event=event,
+                user_id=user_id,
+                text=text,
+                interim_ts=interim_ts,
+            )
+        except Exception as exc:
+            await self._report_failure(
+                exc, client=client, channel=channel, thread_ts=thread_ts, replace_ts=interim_ts
+            )
+
+    async def _thread_messages(
+        self, client: AsyncWebClient, *, channel: str, thread_ts: str
+    ) -> list[dict[str, Any]]:
+        try:
+            response = await client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=MAX_THREAD_MESSAGES
+            )
+        except SlackApiError as exc:
+            log.warning(
+                "conversations.replies failed; using the event alone",
+                extra={"slack_error": exc.response.get("error", "unknown")},
+            )
+            return []
+        return [m for m in response.get("messages") or [] if isinstance(m, dict)]
+
+    async def _answer(
+        self,
+        client: AsyncWebClient,
+        *,
+        token: str,
+        team_id: str,
+        channel: str,
+        thread_ts: str,
+        event: Mapping[str, Any],
+        user_id: str,
+        text: str,
+        interim_ts: str,
+    ) -> None:
+        session_id = session_id_for(team_id, channel, thread_ts)
+        marker = session_id_var.set(session_id)
+        try:
+            messages = await self._thread_messages(client, channel=channel, thread_ts=thread_ts)
+            files = collect_files([*messages, event])
+            attachments = await gather_attachments(
+                self._session(),
+                files,
+                token=token,
+                max_bytes=self.settings.slack_max_file_bytes,
+                timeout_seconds=self.settings.outbound_timeout_seconds * 3,
+            )
+            query = text
+            if not await self._session_exists(session_id):
+                query = _with_thread_context(text, messages, before_ts=str(event.get("ts") or ""))
+            has_data = bool(attachments.logs or attachments.metrics)
+            if not query.strip() and not has_data:
+                reply = HELP_TEXT
+                if attachments.skipped:
+                    reply = _skipped_text(attachments) + "\n\n" + HELP_TEXT
+                await client.chat_update(channel=channel, ts=interim_ts, text=reply, blocks=[])
+                return
+            question = Question(
+                user_id=user_id,
+                query=query[:MAX_QUERY_CHARS],
+                logs=attachments.logs,
+                metrics=attachments.metrics,
+                session_id=session_id,
+                channel=channel,
+            )
+            answer = await self.troubleshooter.ask(question)
+            session = await self._get_session(session_id)
+            await self.store.remember_thread(team_id, channel, session_id=session_id, thread_ts=thread_ts)
+            await self._publish(
+                client,
+                answer,
+                session=session,
+                attachments=attachments,
+                channel=channel,
+                thread_ts=thread_ts,
+                message_ts=interim_ts,
+            )
+        finally:
+            session_id_var.reset(marker)
+
+    async def _session_exists(self, session_id: str) -> bool:
+        return await self._get_session(session_id) is not None
+
+    async def _get_session(self, session_id: str) -> Session | None:
+        try:
+            return await self.troubleshooter.get_session(session_id)
+        except NotFoundError:
+            return None
+
+    async def _publish(
+        self,
+        client: AsyncWebClient,
+        answer: Answer,
+        *,
+        session: Session | None,
+        attachments: Attachments,
+        channel: str,
+        thread_ts: str,
+        message_ts: str,
+    ) -> None:
+        rendered = blocks.render_answer(
+            answer, session=session, skipped=attachments.skipped, analyzed=attachments.analyzed_names
+        )
+        await client.chat_update(channel=channel, ts=message_ts, text=rendered.text, blocks=rendered.blocks)
+        if rendered.truncated:
+            await client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=blocks.render_full_report(answer),
+                filename=f"faultmaven-report-turn{answer.turn}.md",
+                title=f"FaultMaven full report (turn {answer.turn})",
+            )
+        chosen = anomaly_to_chart(answer, attachments.metrics)
+        if chosen is not None:
+            anomaly, series = chosen
+            png = await asyncio.to_thread(render_anomaly_chart, series, anomaly)
+            await client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                file=png,
+                filename="anomaly.png",
+                title=f"{series.key} — {anomaly.kind}"[:200],
+                alt_txt=f"Chart of {series.key} with the anomaly window shaded"[:1000],
+            )
+
+    # --- slash command -------------------------------------------------------------------------------------
+
+    async def _on_command(
+        self, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        text = str(command.get("text") or "").strip()
+        sub, _, rest = text.partition(" ")
+        sub = sub.lower()
+        rest = rest.strip()
+        team_id = str(command.get("team_id") or "")
+        channel = str(command.get("channel_id") or "")
+        user_id = str(command.get("user_id") or "unknown")
+        if sub in ("", "help"):
+            await ack(text=HELP_TEXT)
+            return
+        if sub == "ask":
+            if not rest:
+                await ack(text=f"Usage: `{COMMAND} ask <question>`")
+                return
+            await ack()
+            if not await self._claim(f"command:{command.get('trigger_id')}"):
+                return
+            self._spawn(
+                lambda: self._ask_from_command(
+                    client, respond, team_id=team_id, channel=channel, user_id=user_id, question=rest
+                ),
+                name="slack-command-ask",
+                client=client,
+                channel=None,
+                thread_ts=None,
+            )
+            return
+        if sub in ("status", "forget", "resolve"):
+            await ack()
+            self._spawn(
+                lambda: self._session_command(
+                    sub,
+                    client,
+                    respond,
+                    team_id=team_id,
+                    channel=channel,
+                    user_id=user_id,
+                    rest=rest,
+                    trigger_id=str(command.get("trigger_id") or ""),
+                ),
+                name=f"slack-command-{sub}",
+                client=client,
+                channel=None,
+                thread_ts=None,
+            )
+            return
+        await ack(text=f"Unknown subcommand `{blocks.escape(sub[:40])}`.\n\n{HELP_TEXT}")
+
+    async def _ask_from_command(
+        self,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        *,
+        team_id: str,
+        channel: str,
+        user_id: str,
+        question: str,
+    ) -> None:
+        try:
+            root = await client.chat_postMessage(
+                channel=channel, text=f"<@{user_id}> asked: {blocks.escape(question[:2500])}"
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") in {"not_in_channel", "channel_not_found"}:
+                await respond(
+                    text="I can't post in this channel: invite me first (`/invite @FaultMaven`).",
+                    response_type="ephemeral",
+                )
+                return
+            raise
+        thread_ts = str(root["ts"])
+        await self._turn(
+            client,
+            team_id=team_id,
+            channel=channel,
+            thread_ts=thread_ts,
+            event={"ts": thread_ts},
+            user_id=user_id,
+            text=question,
+        )
+
+    async def _session_command(
+        self,
+        sub: str,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        *,
+        team_id: str,
+        channel: str,
+        user_id: str,
+        rest: str,
+        trigger_id: str,
+    ) -> None:
+        latest = await self.store.latest_thread(team_id, channel)
+        session = await self._get_session(latest[0]) if latest else None
+        if latest is None or session is None:
+            await respond(
+                text="There is no FaultMaven session in this channel yet: mention me with a question.",
+                response_type="ephemeral",
+            )
+            return
+        session_id, thread_ts = latest
+        if sub == "status":
+            await respond(text=blocks.render_status(session), response_type="ephemeral")
+            return
+        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
+        if not can_act(role):
+            await respond(text=NOT_ALLOWED, response_type="ephemeral")
+            return
+        if sub == "forget":
+            await self.troubleshooter.forget(session_id)
+            await respond(
+                text=f"Forgot session `{session_id}`: the next mention in that thread starts afresh.",
+                response_type="ephemeral",
+            )
+            return
+        # resolve
+        if not rest:
+            hint = _root_cause_hint(session)
+            view = blocks.resolve_modal(session_id, channel=channel, message_ts=None, root_cause_hint=hint)
+            await client.views_open(trigger_id=trigger_id, view=view)
+            return
+        request = ResolveRequest(
+            user_id=user_id,
+            root_cause=_root_cause_hint(session) or "Not identified",
+            fix=rest[:5000],
+            category=blocks.category_hint(session.last_answer),
+        )
+        case = await self.troubleshooter.resolve(session_id, request)
+        await client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=f"✅ Resolved by <@{user_id}>: {blocks.escape(case.fix[:2000])} — stored as incident `{case.id}`.",
+        )
+        await respond(text=f"Resolved; stored as incident `{case.id}`.", response_type="ephemeral")
+
+    # --- interactivity -------------------------------------------------------------------------------------
+
+    async def _on_feedback(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        await ack()
+        channel, thread_ts = _where(body)
+        self._spawn(
+            lambda: self._feedback(body, action, client, respond),
+            name="slack-feedback",
+            client=client,
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+
+    async def _feedback(
+        self,
+        body: Mapping[str, Any],
+        action: Mapping[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        user_id = str((body.get("user") or {}).get("id") or "unknown")
+        team_id = str((body.get("team") or {}).get("id") or "")
+        value = blocks.ButtonValue.decode(str(action.get("value") or ""))
+        action_id = str(action.get("action_id") or "")
+        if value is None:
+            await respond(
+                text="That button is from an older message and no longer works.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
+        if not can_act(role):
+            await respond(text=NOT_ALLOWED, response_type="ephemeral", replace_original=False)
+            return
+        verdict: blocks.Verdict = "accept" if action_id.startswith(blocks.ACTION_ACCEPT) else "reject"
+        try:
+            await self.troubleshooter.feedback(
+                Feedback(
+                    session_id=value.s, item_id=value.i, item_kind=value.k, verdict=verdict, user_id=user_id
+                )
+            )
+        except NotFoundError as exc:
+            await respond(text=exc.user_message, response_type="ephemeral", replace_original=False)
+            return
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or "")
+        if message.get("ts") and channel:
+            updated = blocks.mark_feedback(
+                message.get("blocks") or [], item_id=value.i, verdict=verdict, user_id=user_id
+            )
+            await client.chat_update(
+                channel=channel,
+                ts=str(message["ts"]),
+                text=str(message.get("text") or "FaultMaven"),
+                blocks=updated,
+            )
+
+    async def _on_resolve_button(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        await ack()
+        user_id = str((body.get("user") or {}).get("id") or "unknown")
+        team_id = str((body.get("team") or {}).get("id") or "")
+        session_id = str(action.get("value") or "")
+        channel, _ = _where(body)
+        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
+        if not can_act(role):
+            await respond(text=NOT_ALLOWED, response_type="ephemeral", replace_original=False)
+            return
+        session = await self._get_session(session_id)
+        if session is None:
+            await respond(
+                text="This session has expired or was forgotten.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        message_ts = str((body.get("message") or {}).get("ts") or "") or None
+        view = blocks.resolve_modal(
+            session_id,
+            channel=channel or "",
+            message_ts=message_ts,
+            root_cause_hint=_root_cause_hint(session),
+        )
+        # trigger_id expires after 3 s: open the modal now, inside the listener.
+        await client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
+
+    async def _on_resolve_submit(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user_id = str((body.get("user") or {}).get("id") or "unknown")
+        team_id = str((body.get("team") or {}).get("id") or "")
+        values = blocks.modal_values(view)
+        errors: dict[str, str] = {}
+        if not values.get("root_cause"):
+            errors["root_cause"] = "Say what the root cause was."
+        if not values.get("fix"):
+            errors["fix"] = "Say what fixed it."
+        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
+        if not can_act(role):
+            errors["fix"] = NOT_ALLOWED[:150]
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        try:
+            meta = json.loads(str(view.get("private_metadata") or "{}"))
+        except ValueError:
+            meta = {}
+        session_id = str(meta.get("session_id") or "")
+        channel = str(meta.get("channel") or "") or None
+        message_ts = meta.get("message_ts")
+        session = await self._get_session(session_id)
+        thread_ts = None
+        if session is not None and channel is not None:
+            latest = await self.store.latest_thread(team_id, channel)
+            thread_ts = latest[1] if latest and latest[0] == session_id else message_ts
+        self._spawn(
+            lambda: self._resolve(
+                client,
+                session_id=session_id,
+                user_id=user_id,
+                values=values,
+                channel=channel,
+                thread_ts=thread_ts,
+                session=session,
+            ),
+            name="slack-resolve",
+            client=client,
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+
+    async def _resolve(
+        self,
+        client: AsyncWebClient,
+        *,
+        session_id: str,
+        user_id: str,
+        values: Mapping[str, str],
+        channel: str | None,
+        thread_ts: str | None,
+        session: Session | None,
+    ) -> None:
+        if session is None:
+            raise NotFoundError("This session has expired or was forgotten, so it cannot be resolved.")
+        request = ResolveRequest(
+            user_id=user_id,
+            title=(values.get("title") or None),
+            root_cause=values["root_cause"][:5000],
+            fix=values["fix"][:5000],
+            category=blocks.category_hint(session.last_answer),
+        )
+        case = await self.troubleshooter.resolve(session_id, request)
+        if channel is not None:
+            await client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=(
+                    f"✅ Resolved by <@{user_id}>: {blocks.escape(case.fix[:2000])} — stored as incident "
+                    f"`{case.id}`; similar incidents will find it."
+                ),
+            )
+
+
+def _where(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The channel and thread a request came from, for error replies."""
+    event = body.get("event")
+    if isinstance(event, Mapping) and event.get("channel"):
+        return str(event["channel"]), str(event.get("thread_ts") or event.get("ts") or "") or None
+    channel = body.get("channel")
+    if isinstance(channel, Mapping) and channel.get("id"):
+        message = body.get("message") or {}
+        thread = message.get("thread_ts") or message.get("ts") if isinstance(message, Mapping) else None
+        return str(channel["id"]), str(thread) if thread else None
+    if body.get("channel_id"):
+        return str(body["channel_id"]), None
+    return None, None
+
+
+def _with_thread_context(text: str, messages: Sequence[Mapping[str, Any]], *, before_ts: str) -> str:
+    """The question, preceded by what people said earlier in the thread (first turn of a session only)."""
+    earlier: list[str] = []
+    for message in messages:
+        if message.get("bot_id") or str(message.get("ts") or "") >= before_ts:
+            continue
+        said = strip_mentions(str(message.get("text") or ""))
+        if said:
+            earlier.append(said)
+    if not earlier:
+        return text
+    context = "\n".join(earlier)[-MAX_CONTEXT_CHARS:]
+    return f"{text}\n\nEarlier in the thread:\n{context}" if text else f"Earlier in the thread:\n{context}"
+
+
+def _skipped_text(attachments: Attachments) -> str:
+    lines = [f"• *{blocks.escape(s.name)}*: {blocks.escape(s.reason)}" for s in attachments.skipped[:10]]
+    return (
+        "I couldn't analyze the attached files — I read text logs (plain, JSON lines, syslog, nginx, k8s…) and "
+        "metrics (CSV, Prometheus JSON), optionally gzipped:\n" + "\n".join(lines)
+    )
+
+
+def _root_cause_hint(session: Session) -> str:
+    last = session.last_answer
+    if last is None or not last.root_causes:
+        return ""
+    verdicts = session.verdicts()
+    accepted = [c for c in last.root_causes if verdicts.get(c.id) == "accept"]
+    open_ = [c for c in last.root_causes if verdicts.get(c.id) != "reject"]
+    best = accepted or open_
+    return best[0].title if best else ""
+
+
+def create_slack_bot(settings: Settings, services: Services) -> SlackBot:
+    return SlackBot(settings, services)
+
+
+def create_slack_app(settings: Settings, services: Services) -> AsyncApp:
+    """The Bolt app alone; use :func:`create_slack_bot` to also reach its task tracker and ``close``."""
+    bot = create_slack_bot(settings, services)
+    return bot.app

@@ -1,0 +1,155 @@
+"""The registry of format ids: each one's header parser, whether every record in it starts with a header,
+and the test detection uses to see whether a sample line fits it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from core.normalize.containers import cri_fits, docker_fits
+from core.normalize.fields import Fields
+from core.normalize.structured import load_object, parse_json, parse_logfmt
+from core.normalize.syslog import parse_rfc3164, parse_rfc5424
+from core.normalize.text_formats import (
+    parse_epoch,
+    parse_glog,
+    parse_hdfs,
+    parse_iso,
+    parse_python,
+    parse_python_basic,
+)
+from core.normalize.timestamps import ISO_PREFIX
+from core.normalize.web import parse_access, parse_apache_error, parse_nginx_error
+
+logger = logging.getLogger(__name__)
+
+LineParser = Callable[[str], Fields | None]
+
+
+def parse_any(line: str) -> Fields | None:
+    """Try every line shape, cheapest test first; None when the line has no recognisable header."""
+    first = line[:1]
+    if not first or first in " \t":
+        return None
+    if first == "{":
+        return parse_json(line)
+    if first.isdigit():
+        if len(line) > 10 and line[4] == "/" and line[10] == " ":
+            found = parse_nginx_error(line)
+            if found is not None:
+                return found
+        found = parse_iso(line) or parse_access(line) or parse_hdfs(line) or parse_epoch(line)
+        if found is not None:
+            return found
+    elif first == "<":
+        return parse_rfc5424(line) or parse_rfc3164(line)
+    elif first == "[":
+        found = parse_iso(line) or parse_apache_error(line) or parse_epoch(line)
+        if found is not None:
+            return found
+    elif first.isalpha():
+        found = parse_glog(line) if first in "IWEF" else None
+        if found is None:
+            found = parse_rfc3164(line) or parse_python_basic(line) or parse_access(line)
+        if found is not None:
+            return found
+    if "=" in line:
+        return parse_logfmt(line)
+    return None
+
+
+def _no_header(line: str) -> Fields | None:
+    return None
+
+
+def _has_level_and_source(line: str) -> bool:
+    fields = parse_iso(line)
+    if fields is None or fields.get("severity_text") is None:
+        return False
+    return fields.get("logger") is not None or "thread" in fields.get("attributes", {})
+
+
+_PY_TIMESTAMPED: Final = re.compile(
+    rf"\[?{ISO_PREFIX}\]?\s+(?:-\s+)?\S+\s+-\s+(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+-\s"
+)
+
+
+def _python_fits(line: str) -> bool:
+    return _PY_TIMESTAMPED.match(line) is not None or parse_python_basic(line) is not None
+
+
+_POSTGRES: Final = re.compile(
+    rf"{ISO_PREFIX}\s*(?:[A-Z]{{2,5}}\s*)?\[\d+(?:-\d+)?\][^:]*?"
+    r"(?:LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|DETAIL|HINT|STATEMENT|CONTEXT|INFO|DEBUG\d?):  "
+)
+
+
+def _postgres_fits(line: str) -> bool:
+    return _POSTGRES.match(line) is not None
+
+
+def _parses(parser: LineParser) -> Callable[[str], bool]:
+    def fits(line: str) -> bool:
+        return parser(line) is not None
+
+    return fits
+
+
+def _json_fits(line: str) -> bool:
+    return load_object(line) is not None
+
+
+def _logfmt_fits(line: str) -> bool:
+    fields = parse_logfmt(line)
+    return fields is not None and (fields.get("timestamp") is not None or "severity" in fields)
+
+
+@dataclass(frozen=True, slots=True)
+class LogFormat:
+    id: str
+    parse: LineParser
+    headered: bool
+    fits: Callable[[str], bool] | None
+    description: str
+    share: float = 0.9  # wins detection when it fits at least this share of the best format's lines
+
+
+# Detection order: more specific first; ties in the share of fitting lines go to the earlier entry.
+REGISTRY: Final[tuple[LogFormat, ...]] = (
+    LogFormat(
+        # json-file wrapping reads every JSON line too, so it wins once half the JSON lines wrap a "log"
+        "docker_json",
+        parse_any,
+        False,
+        docker_fits,
+        "Docker json-file / fluent-bit: {log, stream, time}",
+        0.5,
+    ),
+    LogFormat("cri", parse_any, False, cri_fits, "CRI container log: time stream F|P message"),
+    LogFormat("jsonl", parse_json, False, _json_fits, "one JSON object per line"),
+    LogFormat("syslog5424", parse_rfc5424, False, _parses(parse_rfc5424), "RFC 5424 syslog"),
+    LogFormat("syslog3164", parse_rfc3164, False, _parses(parse_rfc3164), "RFC 3164 (BSD) syslog"),
+    LogFormat("apache_access", parse_access, False, _parses(parse_access), "Apache/nginx access log"),
+    LogFormat("nginx_access", parse_access, False, None, "alias of apache_access"),
+    LogFormat("nginx_error", parse_nginx_error, True, _parses(parse_nginx_error), "nginx error log"),
+    LogFormat("apache_error", parse_apache_error, True, _parses(parse_apache_error), "Apache error log"),
+    LogFormat(
+        "glog", parse_glog, True, _parses(parse_glog), "glog/klog: Lmmdd hh:mm:ss.uuuuuu tid file:line]"
+    ),
+    LogFormat("postgres", parse_iso, True, _postgres_fits, "PostgreSQL: time zone [pid] LEVEL:  message"),
+    LogFormat("python", parse_python, True, _python_fits, "Python logging layouts"),
+    LogFormat(
+        "log4j", parse_iso, True, _has_level_and_source, "log4j/logback: time [thread] LEVEL logger - msg"
+    ),
+    LogFormat("hdfs", parse_hdfs, True, _parses(parse_hdfs), "yyMMdd HHmmss pid LEVEL logger: msg"),
+    LogFormat("epoch", parse_epoch, True, _parses(parse_epoch), "epoch seconds/millis then the message"),
+    LogFormat("iso", parse_iso, True, _parses(parse_iso), "ISO 8601 timestamp then the message"),
+    LogFormat("logfmt", parse_logfmt, False, _logfmt_fits, "key=value pairs"),
+    LogFormat("csv", _no_header, False, None, "CSV export with a header row"),
+    LogFormat("plain", _no_header, False, None, "no header: each line is a message"),
+)
+BY_ID: Final = {entry.id: entry for entry in REGISTRY}
+LOG_FORMATS: Final[tuple[str, ...]] = ("auto", *(entry.id for entry in REGISTRY))

@@ -1,0 +1,120 @@
+"""``read_logs``: one source in, a stream of LogRecords out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from itertools import chain, count, islice, repeat
+from typing import Final
+
+from core.errors import InputError
+from core.models import LogRecord, ParseIssue
+from core.normalize.containers import Item, unwrap_cri, unwrap_docker
+from core.normalize.csv_export import csv_records
+from core.normalize.detect import SAMPLE_LINES, detect_format
+from core.normalize.fields import Fields
+from core.normalize.formats import BY_ID, LOG_FORMATS, parse_any
+from core.normalize.kubernetes import pod_from_path, workload_from_pod
+from core.normalize.multiline import LineParser, assemble
+from core.normalize.sources import LogSource, open_lines, source_name
+
+logger = logging.getLogger(__name__)
+
+_MAX_JSON_ISSUES: Final = 20
+
+
+def check_format(fmt: str | None) -> str:
+    if fmt is None:
+        return "auto"
+    if fmt not in LOG_FORMATS:
+        raise InputError(f"Unknown log format {fmt!r}; valid formats: {', '.join(LOG_FORMATS)}")
+    return fmt
+
+
+def read_logs(
+    source: LogSource,
+    *,
+    name: str | None = None,
+    fmt: str | None = None,
+    issues: list[ParseIssue] | None = None,
+) -> Iterator[LogRecord]:
+    """Stream the records of one source (see the package docstring). An unknown ``fmt`` or an unreadable
+    path raises :class:`InputError` at once; every other problem is appended to ``issues``."""
+    chosen = check_format(fmt)
+    label = source_name(source, name)
+    lines = open_lines(source, label, issues)
+    defaults: Fields | None = None
+    where = pod_from_path(label)
+    if where is not None:
+        defaults = {"pod": where[0], "service": workload_from_pod(where[0])}
+    return _records(lines, label, chosen, issues, defaults)
+
+
+def _numbered(lines: Iterable[str]) -> Iterator[Item]:
+    return zip(count(1), repeat(1), lines, repeat(None))
+
+
+class _JsonReporter:
+    """A JSON line parser that reports lines which look like JSON but do not parse (bounded per source)."""
+
+    def __init__(self, parse: LineParser, source: str, issues: list[ParseIssue]) -> None:
+        self.parse = parse
+        self.source = source
+        self.issues = issues
+        self.line = 0
+        self.reported = 0
+
+    def __call__(self, line: str) -> Fields | None:
+        self.line += 1
+        found = self.parse(line)
+        if found is None and line.startswith("{") and self.reported < _MAX_JSON_ISSUES:
+            self.reported += 1
+            self.issues.append(
+                ParseIssue(source=self.source, line=self.line, message="malformed JSON; kept as plain text")
+            )
+        return found
+
+
+def _records(
+    lines: Iterator[str], source: str, chosen: str, issues: list[ParseIssue] | None, defaults: Fields | None
+) -> Iterator[LogRecord]:
+    sample = list(islice(lines, SAMPLE_LINES))
+    fmt = detect_format(sample) if chosen == "auto" else chosen
+    stream = chain(sample, lines)
+    if fmt == "csv":
+        yield from csv_records(stream, source=source, issues=issues, defaults=defaults)
+        return
+    if fmt == "cri":
+        items: Iterable[Item] = unwrap_cri(stream)
+        yield from assemble(
+            items, parse_any, fallback=None, headered=False, source=source, fmt=fmt, defaults=defaults
+        )
+        return
+    if fmt == "docker_json":
+        yield from assemble(
+            unwrap_docker(stream),
+            parse_any,
+            fallback=None,
+            headered=False,
+            source=source,
+            fmt=fmt,
+            defaults=defaults,
+        )
+        return
+    entry = BY_ID[fmt]
+    parse = entry.parse
+    fallback: LineParser | None = parse_any
+    if fmt == "plain":
+        # An explicit "plain" takes lines as they are; a detected one still tries each line's shape.
+        fallback = None if chosen == "plain" else parse_any
+    if fmt == "jsonl" and issues is not None:
+        parse = _JsonReporter(parse, source, issues)
+    yield from assemble(
+        _numbered(stream),
+        parse,
+        fallback=fallback,
+        headered=entry.headered,
+        source=source,
+        fmt=fmt,
+        defaults=defaults,
+    )

@@ -1,0 +1,509 @@
+"""The Troubleshooter every edge talks to: analysis core + knowledge + retrieval + optional LLM + stores.
+
+One ``ask`` turn: load (or start) the session → analyze the data off the event loop → retrieve similar past
+incidents → the deterministic engine answers → if an LLM is configured, it is given the compressed,
+redacted evidence and its validated answer replaces the deterministic one (on timeout, error or invalid
+output the deterministic answer stands and says why) → the turn is saved and audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from importlib import resources
+
+from core import engine
+from core.analysis import analyze
+from core.answers import (
+    Answer,
+    Feedback,
+    IncidentCase,
+    NextStep,
+    Question,
+    RankedCause,
+    ResolveRequest,
+    Session,
+    SimilarIncident,
+    Turn,
+    utcnow,
+)
+from core.errors import NotFoundError
+from core.knowledge_base import EvidenceProfile, KnowledgeBase
+from core.models import Category, Evidence, Report
+from core.prompting import SignatureMatch as PromptSignature
+from core.prompting import build_prompt
+from core.redact import Redactor
+from core.retrieval import Embedder, ExactIndex, HashedEmbedder, VectorIndex, VectorItem
+from faultmaven.llm import LLMAnswer, LLMClient
+from faultmaven.logconfig import session_id_var
+from faultmaven.observability import Metrics, Tracing
+from faultmaven.settings import Settings
+from faultmaven.stores import Stores
+from faultmaven.stores.base import AuditEvent
+
+log = logging.getLogger(__name__)
+
+MIN_SIMILARITY = 0.2
+REINDEX_LIMIT = 1000
+
+
+class TroubleshootingService:
+    """Implements :class:`faultmaven.troubleshooter.Troubleshooter`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        stores: Stores,
+        knowledge: KnowledgeBase,
+        embedder: Embedder,
+        index: VectorIndex,
+        llm: LLMClient | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.knowledge = knowledge
+        self.embedder = embedder
+        self.index = index
+        self.llm = llm
+        self.metrics = metrics
+        self.tracing = tracing
+        self.redactor = Redactor(redact_ips=settings.llm_redact_ips)
+        prompts = resources.files("faultmaven") / "prompts"
+        self._system_template = (prompts / "system.md").read_text(encoding="utf-8")
+        self._user_template = (prompts / "answer.md").read_text(encoding="utf-8")
+
+    # --- the Troubleshooter port ---------------------------------------------------------------------------
+
+    async def ask(self, question: Question) -> Answer:
+        started = time.perf_counter()
+        session = await self._session_for(question)
+        token = session_id_var.set(session.id)
+        try:
+            report = None
+            if question.logs or question.metrics:
+                report = await asyncio.to_thread(self._analyze, question)
+            similar, cases = await self._similar(question, report)
+            answer = engine.answer(
+                question,
+                session=session,
+                knowledge=self.knowledge,
+                report=report,
+                similar=similar,
+                cases=cases,
+            )
+            if self.llm is not None:
+                answer = await self._with_llm(answer, question=question, session=session, report=report)
+            await self._save_turn(session, question=question, answer=answer)
+            await self._audit(
+                "query",
+                actor=question.user_id,
+                session_id=session.id,
+                detail={"kind": answer.kind.value, "engine": answer.engine, "turn": str(answer.turn)},
+            )
+            self._observe(answer, seconds=time.perf_counter() - started)
+            return answer
+        finally:
+            session_id_var.reset(token)
+
+    async def feedback(self, feedback: Feedback) -> Session:
+        session = await self.get_session(feedback.session_id)
+        known = set()
+        if session.last_answer is not None:
+            known = {c.id for c in session.last_answer.root_causes} | {
+                s.id for s in session.last_answer.next_steps
+            }
+        for turn in session.turns:
+            known.update(turn.root_cause_ids)
+            known.update(turn.next_step_ids)
+        if feedback.item_id not in known:
+            raise NotFoundError(f"no recommendation with id {feedback.item_id!r} in session {session.id}")
+        # Durable first: the history store (PostgreSQL in production) must never lose a verdict.
+        await self.stores.history.record_feedback(feedback)
+        session.feedback.append(feedback)
+        session.updated_at = utcnow()
+        await self.stores.sessions.save_session(session)
+        await self._audit(
+            "feedback",
+            actor=feedback.user_id,
+            session_id=session.id,
+            detail={
+                "item_id": feedback.item_id,
+                "verdict": feedback.verdict,
+                "item_kind": feedback.item_kind,
+            },
+        )
+        if self.metrics is not None:
+            self.metrics.feedback.labels(item_kind=feedback.item_kind, verdict=feedback.verdict).inc()
+        return session
+
+    async def resolve(self, session_id: str, request: ResolveRequest) -> IncidentCase:
+        session = await self.get_session(session_id)
+        case = self._case_from(session, request)
+        await self.stores.history.save_incident(case)
+        await self._index_cases([case])
+        session.resolved = case
+        session.updated_at = utcnow()
+        await self.stores.sessions.save_session(session)
+        await self._audit(
+            "resolve",
+            actor=request.user_id,
+            session_id=session.id,
+            detail={"incident_id": case.id, "category": case.category.value},
+        )
+        return case
+
+    async def get_session(self, session_id: str) -> Session:
+        session = await self.stores.sessions.get_session(session_id)
+        if session is None:
+            raise NotFoundError(f"no session {session_id!r} (it may have expired)")
+        return session
+
+    async def forget(self, session_id: str) -> None:
+        await self.stores.sessions.delete_session(session_id)
+        await self._audit("forget", actor="system", session_id=session_id, detail={})
+
+    async def search_incidents(self, query: str, *, limit: int = 5) -> list[SimilarIncident]:
+        hits, _ = await self._search(query, limit=limit)
+        return hits
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
+        closer = getattr(self.index, "close", None)
+        if closer is not None:
+            await closer()
+
+    async def reindex_if_empty(self) -> None:
+        """Past incidents live durably in the history store; rebuild the vector index from it when empty."""
+        if isinstance(self.index, ExactIndex) and len(self.index) > 0:
+            return
+        cases = await self.stores.history.list_incidents(limit=REINDEX_LIMIT)
+        if cases:
+            await self._index_cases(cases)
+            log.info("reindexed past incidents", extra={"count": len(cases)})
+
+    # --- internals -----------------------------------------------------------------------------------------
+
+    async def _session_for(self, question: Question) -> Session:
+        if question.session_id:
+            session = await self.stores.sessions.get_session(question.session_id)
+            if session is not None:
+                return session
+            return Session(id=question.session_id, channel=question.channel)
+        return Session(id=uuid.uuid4().hex, channel=question.channel)
+
+    def _analyze(self, question: Question) -> Report:
+        if self.tracing is not None:
+            with self.tracing.stage("analyze", attributes={"sources": len(question.logs)}):
+                return analyze(
+                    logs=question.logs,
+                    metrics=question.metrics,
+                    query=question.query,
+                    knowledge=self.knowledge,
+                )
+        return analyze(
+            logs=question.logs, metrics=question.metrics, query=question.query, knowledge=self.knowledge
+        )
+
+    def _retrieval_text(self, question: Question, report: Report | None) -> str:
+        parts = [question.query]
+        if report is not None:
+            parts += [c.title for c in report.root_causes[:3]]
+            parts += [t.template for t in report.templates[:15] if t.anomalous or t.severity >= 17]
+            parts += [s.name for s in report.suspects[:2]]
+        return "\n".join(p for p in parts if p)
+
+    async def _similar(
+        self, question: Question, report: Report | None
+    ) -> tuple[list[SimilarIncident], list[IncidentCase]]:
+        text = self._retrieval_text(question, report)
+        if not text.strip():
+            return [], []
+        return await self._search(text, limit=5)
+
+    async def _search(self, text: str, *, limit: int) -> tuple[list[SimilarIncident], list[IncidentCase]]:
+        vector = (await asyncio.to_thread(self.embedder.embed, [text]))[0]
+        hits = await self.index.query(vector, namespace=self.settings.team, top_k=limit, kind="incident")
+        similar: list[SimilarIncident] = []
+        cases: list[IncidentCase] = []
+        for hit in hits:
+            if hit.score < MIN_SIMILARITY:
+                continue
+            case = await self.stores.history.get_incident(hit.id)
+            if case is None:
+                continue
+            cases.append(case)
+            similar.append(
+                SimilarIncident(
+                    id=case.id,
+                    title=case.title,
+                    score=round(max(0.0, min(1.0, hit.score)), 3),
+                    category=case.category,
+                    root_cause=case.root_cause,
+                    fix=case.fix,
+                    kind="incident",
+                    resolved_at=case.created_at,
+                )
+            )
+        return similar, cases
+
+    async def _index_cases(self, cases: Sequence[IncidentCase]) -> None:
+        if not cases:
+            return
+        items = [
+            VectorItem(
+                id=case.id,
+                kind="incident",
+                namespace=case.team,
+                text=case.search_text()[:4000],
+                metadata={"title": case.title[:200], "category": case.category.value},
+            )
+            for case in cases
+        ]
+        vectors = await asyncio.to_thread(self.embedder.embed, [item.text for item in items])
+        await self.index.upsert(items, vectors)
+
+    def _case_from(self, session: Session, request: ResolveRequest) -> IncidentCase:
+        last = session.last_answer
+        category = request.category
+        symptoms: list[str] = []
+        template_ids: list[str] = []
+        services: list[str] = []
+        if last is not None:
+            accepted = [c for c in last.root_causes if session.verdicts().get(c.id) == "accept"]
+            if category is None:
+                best = accepted[0] if accepted else (last.root_causes[0] if last.root_causes else None)
+                category = best.category if best else Category.UNKNOWN
+            if last.analysis is not None:
+                report = last.analysis
+                symptoms += [self.redactor.redact(t.template).text for t in report.templates if t.anomalous][
+                    :20
+                ]
+                symptoms += [
+                    self.redactor.redact(a.description).text for a in report.anomalies[:10] if a.description
+                ]
+                template_ids = [t.id for t in report.templates if t.anomalous][:50]
+                services = [s.name for s in report.suspects[:3]]
+        symptoms += [self.redactor.redact(t.question).text for t in session.turns if t.question][:5]
+        title = request.title or (
+            session.turns[0].question[:120] if session.turns and session.turns[0].question else ""
+        )
+        return IncidentCase(
+            id="inc-" + hashlib.blake2b(session.id.encode(), digest_size=5).hexdigest(),
+            title=title or f"Incident {session.id[:8]}",
+            team=self.settings.team,
+            session_id=session.id,
+            category=category or Category.UNKNOWN,
+            root_cause=request.root_cause,
+            fix=request.fix,
+            symptoms=symptoms,
+            template_ids=template_ids,
+            services=services,
+            resolved_by=request.user_id,
+        )
+
+    async def _save_turn(self, session: Session, *, question: Question, answer: Answer) -> None:
+        report = answer.analysis
+        session.turns.append(
+            Turn(
+                number=answer.turn,
+                question=self.redactor.redact(question.query).text[:2000],
+                kind=answer.kind,
+                user_id=question.user_id,
+                answer_summary=answer.summary[:1000],
+                root_cause_ids=[c.id for c in answer.root_causes],
+                next_step_ids=[s.id for s in answer.next_steps],
+                template_ids=[t.id for t in report.templates if t.anomalous][:50] if report else [],
+                categories=[c.category for c in answer.root_causes],
+            )
+        )
+        session.last_answer = answer
+        session.updated_at = utcnow()
+        await self.stores.sessions.save_session(session)
+
+    async def _with_llm(
+        self, answer: Answer, *, question: Question, session: Session, report: Report | None
+    ) -> Answer:
+        assert self.llm is not None
+        verdicts = session.verdicts()
+        titles = _titles(session)
+        rejected = [titles[i] for i, v in verdicts.items() if v == "reject" and i in titles]
+        accepted = [titles[i] for i, v in verdicts.items() if v == "accept" and i in titles]
+        profile = (
+            EvidenceProfile.from_report(report, question=question.query)
+            if report is not None
+            else EvidenceProfile(question=question.query)
+        )
+        signatures = [
+            PromptSignature(id=m.signature.id, title=m.signature.title, score=m.score)
+            for m in self.knowledge.match(profile, limit=8)
+        ]
+        prompt = build_prompt(
+            question=question.query,
+            report=report,
+            signatures=signatures,
+            similar=answer.similar_incidents,
+            history=session.turns,
+            rejected=rejected,
+            accepted=accepted,
+            budget_tokens=self.settings.llm_max_prompt_tokens,
+            redactor=self.redactor,
+            system_template=self._system_template,
+            user_template=self._user_template,
+        )
+        result = await self.llm.complete(prompt)
+        if self.metrics is not None:
+            model = self.settings.llm_model
+            self.metrics.llm_seconds.labels(model=model).observe(result.latency_s)
+            if result.prompt_tokens:
+                self.metrics.llm_tokens.labels(model=model, kind="prompt").inc(result.prompt_tokens)
+            if result.completion_tokens:
+                self.metrics.llm_tokens.labels(model=model, kind="completion").inc(result.completion_tokens)
+            if not result.ok:
+                self.metrics.llm_errors.labels(model=model, reason=result.error_kind or "unknown").inc()
+        if not result.ok or result.output is None:
+            reason = result.error_kind or "no output"
+            log.warning("LLM failed; deterministic engine answered", extra={"reason": reason})
+            return answer.model_copy(
+                update={
+                    "engine_note": f"the LLM did not answer usably ({reason}); deterministic engine answered"
+                }
+            )
+        return _merge_llm(
+            answer,
+            result.output,
+            rejected_ids={i for i, v in verdicts.items() if v == "reject"},
+            rejected_titles=set(rejected),
+        )
+
+    async def _audit(
+        self, action: str, *, actor: str, session_id: str | None, detail: dict[str, str]
+    ) -> None:
+        try:
+            await self.stores.history.audit(
+                AuditEvent(actor=actor, action=action, session_id=session_id, detail=detail)
+            )
+        except Exception:
+            log.exception("audit write failed", extra={"action": action})
+            if self.metrics is not None:
+                self.metrics.audit_failures.inc()
+
+    def _observe(self, answer: Answer, *, seconds: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.engine_seconds.labels(operation="ask", outcome=answer.engine).observe(seconds)
+        self.metrics.answers.labels(kind=answer.kind.value, engine=answer.engine).inc()
+        if answer.analysis is not None:
+            for anomaly in answer.analysis.anomalies:
+                self.metrics.anomalies.labels(source=anomaly.source, kind=anomaly.kind).inc()
+
+
+def _titles(session: Session) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if session.last_answer is not None:
+        out.update({c.id: c.title for c in session.last_answer.root_causes})
+        out.update({s.id: s.title for s in session.last_answer.next_steps})
+    return out
+
+
+def _merge_llm(
+    answer: Answer, output: LLMAnswer, *, rejected_ids: set[str], rejected_titles: set[str]
+) -> Answer:
+    """The LLM's validated answer in the engine's shape; rejected items are dropped even if it repeats them."""
+    causes: list[RankedCause] = []
+    for cause in output.root_causes:
+        cid = engine.cause_id(cause.category, "llm:" + cause.title.lower())
+        if cid in rejected_ids or cause.title in rejected_titles:
+            continue
+        causes.append(
+            RankedCause(
+                id=cid,
+                title=cause.title,
+                category=cause.category,
+                confidence=cause.confidence,
+                evidence=Evidence(notes=list(cause.evidence)[:6]),
+            )
+        )
+    steps: list[NextStep] = []
+    for step in output.next_steps:
+        sid = engine.step_id("llm", step.title.lower())
+        if sid in rejected_ids or step.title in rejected_titles:
+            continue
+        linked = (
+            causes[step.root_cause_index].id
+            if step.root_cause_index is not None and 0 <= step.root_cause_index < len(causes)
+            else None
+        )
+        steps.append(
+            NextStep(id=sid, title=step.title, command=step.command, why=step.why, root_cause_id=linked)
+        )
+    if not causes and not steps:
+        return answer.model_copy(
+            update={"engine_note": "the LLM answered with nothing usable; deterministic engine answered"}
+        )
+    recommendations = [f"Likely cause ({c.confidence:.0%}): {c.title}" for c in causes[:3]]
+    recommendations += [
+        s.title + (f": `{s.command}`" if s.command else "") + (f" — {s.why}" if s.why else "") for s in steps
+    ]
+    return answer.model_copy(
+        update={
+            "engine": "llm",
+            "summary": output.summary,
+            "root_causes": causes,
+            "next_steps": steps,
+            "recommendations": recommendations,
+            "insights": [*output.insights, *answer.insights],
+        }
+    )
+
+
+async def create_troubleshooter(
+    settings: Settings, stores: Stores, *, metrics: Metrics | None = None, tracing: Tracing | None = None
+) -> TroubleshootingService:
+    """Build the service from settings: knowledge (builtin + team runbooks), embedder, vector index, LLM."""
+    extra = [settings.runbooks_dir] if settings.runbooks_dir else []
+    knowledge = await asyncio.to_thread(KnowledgeBase.load, extra_dirs=extra)
+    embedder = _embedder(settings)
+    index = _index(settings, dimension=embedder.dimension)
+    llm = LLMClient(settings) if settings.llm_base_url else None
+    service = TroubleshootingService(
+        settings=settings,
+        stores=stores,
+        knowledge=knowledge,
+        embedder=embedder,
+        index=index,
+        llm=llm,
+        metrics=metrics,
+        tracing=tracing,
+    )
+    await service.reindex_if_empty()
+    log.info(
+        "troubleshooter ready",
+        extra={"signatures": len(knowledge.signatures), "llm": bool(llm), "embedder": embedder.name},
+    )
+    return service
+
+
+def _embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "hashed":
+        return HashedEmbedder()
+    from faultmaven.embedders import make_embedder
+
+    return make_embedder(settings)
+
+
+def _index(settings: Settings, *, dimension: int) -> VectorIndex:
+    if settings.vector_index == "pinecone":
+        from faultmaven.vector_pinecone import PineconeIndex
+
+        return PineconeIndex.from_settings(settings)
+    return ExactIndex(dimension=dimension, directory=settings.data_dir / "vectors" / f"{dimension}")

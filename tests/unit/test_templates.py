@@ -1,0 +1,240 @@
+"""The template miner: grouping realistic messages, final templates, params, ids, state, bounds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.masking import fill
+from core.models import TemplateMatch
+from core.templates import TemplateMiner, first_line, template_id_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SSHD = [
+    "Failed password for root from 203.0.113.5 port 52144 ssh2",
+    "Failed password for admin from 198.51.100.23 port 40110 ssh2",
+    "Invalid user oracle from 198.51.100.23 port 40022",
+    "Accepted publickey for deploy from 10.0.0.12 port 60312 ssh2",
+    "Failed password for ubuntu from 192.0.2.44 port 3321 ssh2",
+    "Invalid user test from 203.0.113.77 port 33190",
+    "pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)",
+    "pam_unix(sshd:session): session closed for user deploy",
+    "pam_unix(sshd:session): session closed for user git",
+]
+APP = [
+    "Order 100231 created for customer 4411 with 3 items",
+    "Retrying call to http://payments.prod.svc.cluster.local:8080/api/v1/charges (attempt 1 of 5) after 250ms",
+    "Order 100232 created for customer 87 with 1 items",
+    "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
+    "Retrying call to http://payments.prod.svc.cluster.local:8080/api/v1/refunds (attempt 2 of 5) after 500ms",
+    "Cache miss for key product:5512, loading from database",
+    "HikariPool-1 - Connection is not available, request timed out after 30001ms.",
+    "Cache miss for key product:77, loading from database",
+    "Pod checkout-7d9f8b6c5-x2x9k in namespace prod was OOMKilled (limit 512Mi)",
+    "Pod cart-5c8d7f9b4-qw7rt in namespace staging was OOMKilled (limit 1Gi)",
+]
+
+
+def _mine(messages: list[str], **kwargs: float) -> tuple[TemplateMiner, list[int]]:
+    miner = TemplateMiner(**kwargs)  # type: ignore[arg-type]
+    return miner, [miner.add(m) for m in messages]
+
+
+def test_realistic_sshd_messages_group_by_event() -> None:
+    miner, clusters = _mine(SSHD)
+    templates = [miner.template(c) for c in clusters]
+    assert templates[0] == "Failed password for <*> from <IP> port <NUM> ssh2"
+    assert clusters[0] == clusters[1] == clusters[4]
+    assert clusters[2] == clusters[5]
+    assert templates[2] == "Invalid user <*> from <IP> port <NUM>"
+    assert clusters[7] == clusters[8]
+    assert len({clusters[0], clusters[2], clusters[3], clusters[6], clusters[7]}) == 5
+
+
+def test_typed_placeholders_make_identical_shapes_join_without_wildcards() -> None:
+    miner, clusters = _mine(APP)
+    assert len(set(clusters)) == 5
+    assert miner.template(clusters[0]) == "Order <NUM> created for customer <NUM> with <NUM> items"
+    assert miner.template(clusters[1]) == "Retrying call to <URL> (attempt <NUM> of <NUM>) after <DURATION>"
+    assert miner.template(clusters[5]) == "Cache miss for key product:<NUM>, loading from database"
+    assert miner.template(clusters[8]) == ("Pod <K8S_NAME> in namespace <*> was OOMKilled (limit <SIZE>)")
+    assert miner.count(clusters[0]) == 2
+
+
+def test_different_events_sharing_a_long_prefix_stay_apart() -> None:
+    prefix = "nova.compute.manager [req-3fa85f64-5717-4562-b3fc-2c963f66afa6 - - -] [instance: 9b2c6d1e-88a0-4f5e-a3c1-0d2e4f6a8b10]"
+    _, clusters = _mine(
+        [
+            f"{prefix} Terminating instance",
+            f"{prefix} Claim successful",
+            f"{prefix} Terminating instance",
+        ]
+    )
+    assert clusters[0] == clusters[2] != clusters[1]
+
+
+def test_templates_generalise_and_the_final_template_is_read_at_the_end() -> None:
+    miner = TemplateMiner()
+    first = miner.add("Connected to replica west-1 in zone alpha")
+    assert miner.template(first) == "Connected to replica west-<NUM> in zone alpha"
+    second = miner.add("Connected to replica west-2 in zone beta")
+    assert second == first
+    assert miner.template(first) == "Connected to replica west-<NUM> in zone <*>"
+    assert miner.count(first) == 2
+    assert list(miner.clusters()) == [first]
+
+
+def test_multi_line_messages_mine_only_the_first_line() -> None:
+    trace = (
+        "Unhandled exception while processing request 3fa85f64-5717-4562-b3fc-2c963f66afa6\n"
+        "java.lang.IllegalStateException: payment client is closed\n"
+        "\tat com.shop.payment.PaymentClient.charge(PaymentClient.java:88)"
+    )
+    miner = TemplateMiner()
+    a = miner.add(trace)
+    b = miner.add("Unhandled exception while processing request 9b2c6d1e-88a0-4f5e-a3c1-0d2e4f6a8b10")
+    assert a == b
+    assert miner.template(a) == "Unhandled exception while processing request <UUID>"
+    assert miner.params(trace, a) == ["3fa85f64-5717-4562-b3fc-2c963f66afa6"]
+    assert first_line(trace).startswith("Unhandled") and "\n" not in first_line(trace)
+
+
+def test_params_fill_the_final_template_back() -> None:
+    miner, clusters = _mine(SSHD + APP)
+    for message, cluster in zip(SSHD + APP, clusters, strict=True):
+        params = miner.params(message, cluster)
+        assert fill(miner.template(cluster), params).split() == message.split()
+
+
+def test_params_reject_a_message_that_does_not_fit() -> None:
+    miner, clusters = _mine(APP[:1])
+    with pytest.raises(ValueError, match="does not fit"):
+        miner.params("Order 5 deleted for customer 4 with 3 items", clusters[0])
+    with pytest.raises(ValueError, match="tokens"):
+        miner.params("Order 5", clusters[0])
+
+
+def test_match_finds_without_learning() -> None:
+    miner, clusters = _mine(SSHD)
+    before = miner.to_state()
+    found = miner.match("Failed password for nobody from 192.0.2.9 port 22 ssh2")
+    assert found == TemplateMatch(
+        template_id=miner.template_id(clusters[0]),
+        template="Failed password for <*> from <IP> port <NUM> ssh2",
+        params=["nobody", "192.0.2.9", "22"],
+    )
+    assert miner.match("Kernel panic - not syncing: Fatal exception") is None
+    assert miner.match("Failed password for root from 203.0.113.5 port 52144 ssh3") is None
+    assert miner.to_state() == before
+
+
+def test_template_ids_are_short_stable_hashes_of_the_text() -> None:
+    tid = template_id_for("Failed password for <*> from <IP> port <NUM> ssh2")
+    assert len(tid) == 12 and int(tid, 16) >= 0
+    assert tid == template_id_for("Failed password for <*> from <IP> port <NUM> ssh2")
+    assert tid != template_id_for("Failed password for <*> from <IP> port <NUM> ssh1")
+
+
+def test_template_ids_are_the_same_in_another_process() -> None:
+    miner, clusters = _mine(SSHD + APP)
+    here = sorted({miner.template_id(c) for c in clusters})
+    script = (
+        "import json, sys\n"
+        "from core.templates import TemplateMiner\n"
+        "m = TemplateMiner()\n"
+        "clusters = [m.add(line) for line in json.load(sys.stdin)]\n"
+        "ids = sorted({m.template_id(c) for c in clusters})\n"
+        "print(json.dumps(ids))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(SSHD + APP),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert json.loads(done.stdout) == here
+
+
+def test_state_round_trip_keeps_clusters_and_learning() -> None:
+    miner, clusters = _mine(SSHD + APP)
+    restored = TemplateMiner.from_state(miner.to_state())
+    assert list(restored.clusters()) == list(miner.clusters())
+    for cluster in miner.clusters():
+        assert restored.template(cluster) == miner.template(cluster)
+        assert restored.count(cluster) == miner.count(cluster)
+    # it keeps learning where the original left off
+    assert restored.add("Failed password for pi from 192.0.2.1 port 22 ssh2") == clusters[0]
+    new = restored.add("Kernel panic - not syncing: Fatal exception")
+    assert new not in clusters
+    assert restored.similarity == miner.similarity
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "not JSON"),
+        (b'{"version": 99}', "unsupported"),
+        (b'{"version": 1, "config": {}}', "malformed"),
+    ],
+)
+def test_bad_state_is_a_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TemplateMiner.from_state(data)
+
+
+def test_cluster_count_is_bounded_and_old_indices_still_resolve() -> None:
+    miner = TemplateMiner(max_clusters=20)
+    clusters = [miner.add(f"event{chr(97 + i % 26)}{i // 26} happened") for i in range(200)]
+    assert len(miner._clusters) <= 20
+    assert len(miner) == 200
+    assert miner.template(clusters[0]) == "eventa0 happened"
+    assert miner.count(clusters[0]) == 1
+    restored = TemplateMiner.from_state(miner.to_state())
+    assert restored.template(clusters[0]) == "eventa0 happened"
+    assert restored.params("eventa0 happened", clusters[0]) == []
+    assert len(restored) == 200
+    # a retired cluster takes no new messages: the same text starts a new cluster
+    assert miner.add("eventa0 happened") not in clusters[:100]
+
+
+def test_caches_are_bounded() -> None:
+    miner = TemplateMiner(shape_cache_size=50, token_cache_size=50)
+    for i in range(500):
+        miner.add(f"user u{i}x logged in from host h{i}y")
+    assert len(miner._shapes) <= 50
+    assert len(miner._folded) <= 50
+    assert len(miner._masker._shapes) <= 50
+
+
+def test_invalid_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="similarity"):
+        TemplateMiner(similarity=0)
+    with pytest.raises(ValueError, match="max_clusters"):
+        TemplateMiner(max_clusters=1)
+    with pytest.raises(KeyError):
+        TemplateMiner().template(3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=30))
+def test_any_input_keeps_its_own_cluster_consistent(messages: list[str]) -> None:
+    miner = TemplateMiner()
+    clusters = [miner.add(m) for m in messages]
+    for message, cluster in zip(messages, clusters, strict=True):
+        # every message fits the final template of its cluster, and fills it back
+        params = miner.params(message, cluster)
+        assert fill(miner.template(cluster), params).split() == first_line(message).split()
+        found = miner.match(message)
+        assert found is not None
+        assert fill(found.template, found.params).split() == first_line(message).split()
+    assert sum(miner.count(c) for c in miner.clusters()) == len(messages)
