@@ -1,4 +1,5 @@
-"""`faultmaven serve`: the HTTP service (query API, health, metrics; Slack and webhooks when present)."""
+"""`faultmaven serve`: the HTTP service: query API, health, metrics, OpenAPI, and Slack's HTTP endpoints
+when Slack is configured."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port if args.port is not None else settings.port
     check_bind_allowed(settings, host)
     ssl_context = server_ssl_context(settings)
-    app = create_app(settings, Services(settings))
+    from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
+
+    app = create_app(settings, Services(settings), extensions=[slack_routes])
     scheme = "https" if ssl_context else "http"
     log.info("serving", extra={"url": f"{scheme}://{host}:{port}"})
     # run_app installs SIGINT/SIGTERM handlers: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish,
