@@ -1,45 +1,65 @@
-"""HTTP API benchmark: the real app (real embedded stores, real troubleshooter) on 127.0.0.1, driven by
-concurrent aiohttp clients over real TCP. Prints JSON.
+"""Load test of ``POST /api/query``: the real server (``faultmaven serve``) in its own process on 127.0.0.1,
+driven over real TCP by concurrent aiohttp clients in this process. Prints JSON.
 
-Scenarios, each for ``--requests`` requests at ``--concurrency`` in flight:
+Cases: two payloads × two storage modes, each at ``--concurrency`` clients (32) for ``--duration`` seconds
+after a warm-up:
 
-* ``healthz``: the bare HTTP stack (middlewares, routing, JSON).
-* ``incidents_auth``: an authenticated, rate-limited, audited read: HS256 verification, one rate-limit
-  hit and one audit write in the embedded stores, and an incident search.
-* ``query_seed``: the seed payload (a question, 12 log lines, a metrics snapshot) through the whole engine,
-  each request in a fresh session.
+* payloads: ``seed`` (the seed's example: a question, 12 log lines, a metrics snapshot) and ``10k`` (the
+  same question and metrics with 10,000 lines of mixed service logs around a connection-pool incident:
+  gateway access lines, app chatter, Java stack traces, kubelet probe failures and restarts);
+* storage: ``embedded`` (SQLite files in a temporary directory) and ``redis-postgres`` (a real Redis and a
+  real PostgreSQL started from the binaries on this machine with the integration-test harness,
+  ``tests/integration/services.py``; PostgreSQL runs there with ``fsync=off``).
 
-Reported per scenario: requests per second, latency p50 / p90 / p99 / max in milliseconds, and the status
-codes seen. Run: ``python -m bench.bench_api [--requests 400] [--concurrency 8]``.
+Every request is a fresh session, authenticated with an HS256 token (the rate limit is raised out of the
+way, but each request still pays for the limiter hit and the audit write). Reported per case: requests,
+requests per second, latency p50 / p90 / p99 / max in milliseconds, status codes, errors (non-200 answers,
+timeouts and connection failures), and whether the issue's targets are met: seed p99 ≤ 50 ms and
+≥ 300 req/s; 10k-line p99 ≤ 1 s.
+
+Run: ``python -m bench.bench_api [--duration 15] [--concurrency 32] [--modes embedded,redis-postgres]
+[--payloads seed,10k] [--workers N]``. Every server and database started here is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import json
 import logging
+import os
 import platform
+import random
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import jwt
-from aiohttp import web
-
-from faultmaven.services import Services
-from faultmaven.settings import Settings
-from handlers.app import create_app
 
 log = logging.getLogger("bench.api")
 
+LOOPBACK = "127.0.0.1"
 SECRET = "bench-shared-secret-0123456789abcdef0123456789"
+SERVER_READY_SECONDS = 60.0
+STOP_SECONDS = 15.0
+TARGETS = {
+    "seed": {"p99_ms_max": 50.0, "rps_min": 300.0},
+    "10k": {"p99_ms_max": 1000.0, "rps_min": None},
+}
 
 SEED_LOGS = [
     "2024-05-14T14:05:58Z INFO  checkout-7f9c Started CheckoutApplication in 6.2 seconds",
@@ -63,10 +83,281 @@ SEED = {
 }
 
 
+# --------------------------------------------------------------------------------------- the 10k payload
+
+_PODS = {
+    "gateway": ("gateway-6b7d9-x2kqp", "gateway-6b7d9-m8zrt"),
+    "checkout": ("checkout-7f9c4-h5tnw", "checkout-7f9c4-q9vbd", "checkout-7f9c4-zk2lc"),
+    "payments": ("payments-5d8f6-7wqjn", "payments-5d8f6-rc4xs"),
+    "cart": ("cart-84c5b-pd6gm", "cart-84c5b-t3nfw"),
+    "inventory": ("inventory-59f7c-vx8kd",),
+}
+_ROUTES = (
+    ("GET", "/api/cart/{id}", "cart"),
+    ("POST", "/api/cart/{id}/items", "cart"),
+    ("GET", "/api/products/{id}", "inventory"),
+    ("POST", "/api/checkout", "checkout"),
+    ("GET", "/api/orders/{id}", "checkout"),
+    ("POST", "/api/payments/{id}/capture", "payments"),
+)
+
+
+def _stack(rng: random.Random, exception: str, frames: list[str]) -> list[str]:
+    lines = [exception]
+    for frame in frames:
+        lines.append(f"\tat {frame}")
+    lines.append(f"\t... {rng.randint(40, 90)} more")
+    return lines
+
+
+def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
+    """Mixed service logs over ~25 minutes in the seed's line format; a payments database pool exhaustion
+    starts after 60% of the lines and spreads to checkout and the gateway (timeouts, 503s, restarts)."""
+    rng = random.Random(seed)
+    start = datetime(2024, 5, 14, 13, 55, 0, tzinfo=UTC)
+    step = timedelta(seconds=1500 / lines)
+    out: list[str] = []
+    onset = int(lines * 0.6)
+    now = start
+    while len(out) < lines:
+        now += step * rng.uniform(0.5, 1.5)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        incident = len(out) >= onset
+        roll = rng.random()
+        if roll < 0.42:  # gateway access line
+            method, route, upstream = rng.choice(_ROUTES)
+            path = route.format(id=rng.randint(10_000, 99_999))
+            status, millis = 200, int(rng.lognormvariate(3.4, 0.5))
+            if incident and upstream in ("payments", "checkout") and rng.random() < 0.55:
+                status, millis = rng.choice((503, 504)), None
+            elif rng.random() < 0.01:
+                status = rng.choice((404, 400, 401))
+            pod = rng.choice(_PODS["gateway"])
+            took = f"{millis}ms" if millis is not None else "upstream timed out"
+            trace = f"{rng.getrandbits(64):016x}"
+            level = "ERROR" if status >= 500 else "INFO "
+            out.append(f"{stamp} {level} {pod} {method} {path} {status} {took} upstream={upstream} trace={trace}")
+        elif roll < 0.62:  # checkout chatter
+            pod = rng.choice(_PODS["checkout"])
+            order = rng.randint(1_000_000, 9_999_999)
+            if incident and rng.random() < 0.45:
+                out.append(f"{stamp} ERROR {pod} upstream payments timeout after 5000ms order={order}")
+                if rng.random() < 0.2:
+                    out += _stack(
+                        rng,
+                        f"{stamp} ERROR {pod} java.net.SocketTimeoutException: Read timed out",
+                        [
+                            "java.base/java.net.SocketInputStream.socketRead0(Native Method)",
+                            "okhttp3.internal.connection.RealCall.execute(RealCall.kt:154)",
+                            "com.shop.checkout.PaymentsClient.capture(PaymentsClient.java:73)",
+                            "com.shop.checkout.CheckoutService.placeOrder(CheckoutService.java:142)",
+                        ],
+                    )
+            else:
+                items = rng.randint(1, 7)
+                out.append(f"{stamp} INFO  {pod} order {order} placed with {items} items in {rng.randint(40, 180)}ms")
+        elif roll < 0.78:  # payments: the origin
+            pod = rng.choice(_PODS["payments"])
+            if incident and rng.random() < 0.6:
+                waited = rng.choice((30000, 30001, 30002))
+                out.append(
+                    f"{stamp} ERROR {pod} HikariPool-1 - Connection is not available, request timed out after "
+                    f"{waited}ms (total=20, active=20, idle=0, waiting={rng.randint(40, 190)})"
+                )
+                if rng.random() < 0.15:
+                    out += _stack(
+                        rng,
+                        f"{stamp} ERROR {pod} org.springframework.jdbc.CannotGetJdbcConnectionException: "
+                        "Failed to obtain JDBC Connection",
+                        [
+                            "org.springframework.jdbc.datasource.DataSourceUtils.getConnection(DataSourceUtils.java:84)",
+                            "com.zaxxer.hikari.pool.HikariPool.getConnection(HikariPool.java:181)",
+                            "com.shop.payments.LedgerRepository.reserve(LedgerRepository.java:57)",
+                            "com.shop.payments.CaptureService.capture(CaptureService.java:98)",
+                        ],
+                    )
+            elif rng.random() < 0.1:
+                out.append(
+                    f"{stamp} WARN  {pod} slow query on ledger_entries took {rng.randint(800, 2400)}ms "
+                    f"rows={rng.randint(1, 50)}"
+                )
+            else:
+                out.append(
+                    f"{stamp} INFO  {pod} capture {rng.getrandbits(40):010x} amount={rng.randint(100, 90_000) / 100:.2f} "
+                    f"currency=EUR status=approved in {rng.randint(20, 120)}ms"
+                )
+        elif roll < 0.90:  # cart and inventory
+            service = rng.choice(("cart", "inventory"))
+            pod = rng.choice(_PODS[service])
+            if service == "cart":
+                verb = rng.choice(("hit", "hit", "hit", "miss"))
+                out.append(f"{stamp} INFO  {pod} cache {verb} for cart:{rng.randint(10_000, 99_999)}")
+            else:
+                out.append(
+                    f"{stamp} INFO  {pod} reserved {rng.randint(1, 5)} units of sku-{rng.randint(1000, 9999)} "
+                    f"warehouse=eu-west-{rng.randint(1, 3)}"
+                )
+        elif roll < 0.96:  # platform: kubelet probes, restarts
+            if incident and rng.random() < 0.5:
+                pod = rng.choice(_PODS["payments"] + _PODS["checkout"])
+                kind = rng.random()
+                if kind < 0.5:
+                    out.append(
+                        f"{stamp} WARN  kubelet Liveness probe failed for pod {pod}: "
+                        "HTTP probe failed with statuscode: 503"
+                    )
+                elif kind < 0.8:
+                    out.append(f"{stamp} WARN  kubelet Readiness probe failed for pod {pod}: context deadline exceeded")
+                else:
+                    container = pod.split("-")[0]
+                    out.append(
+                        f"{stamp} ERROR kubelet Back-off restarting failed container {container} in pod {pod}"
+                    )
+            else:
+                service = rng.choice(tuple(_PODS))
+                out.append(
+                    f"{stamp} INFO  kubelet Successfully pulled image "
+                    f"registry.shop.internal/{service}:1.{rng.randint(30, 34)}.{rng.randint(0, 9)}"
+                )
+        else:  # metrics exporter / gc chatter
+            pod = rng.choice(_PODS["payments"] + _PODS["checkout"])
+            pause = rng.randint(4, 40) if not incident else rng.randint(20, 160)
+            out.append(f"{stamp} INFO  {pod} GC pause (G1 Evacuation Pause) {pause}ms heap={rng.randint(600, 1500)}MB/2048MB")
+    return out[:lines]
+
+
+def payloads(names: list[str]) -> dict[str, dict[str, Any]]:
+    made: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name == "seed":
+            made[name] = SEED
+        elif name == "10k":
+            made[name] = {**SEED, "logs": incident_logs(10_000)}
+        else:
+            raise SystemExit(f"unknown payload {name!r}: expected seed or 10k")
+    return made
+
+
+# --------------------------------------------------------------------------------- the server process
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
 def _token(sub: str) -> str:
     now = int(time.time())
     claims = {"sub": sub, "exp": now + 3600, "iat": now, "faultmaven_role": "viewer"}
     return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+@dataclass
+class ServerProcess:
+    base: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@contextlib.contextmanager
+def serve(*, env: dict[str, str], workdir: Path, workers: int | None) -> Iterator[ServerProcess]:
+    """``faultmaven serve`` on a free loopback port, in its own process group; stopped on exit."""
+    port = _free_port()
+    command = [sys.executable, "-m", "faultmaven.cli", "serve", "--host", LOOPBACK, "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    server = ServerProcess(base=f"http://{LOOPBACK}:{port}", proc=proc, log_path=log_path)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_SECONDS)
+
+
+def _wait_ready(server: ServerProcess) -> None:
+    deadline = time.monotonic() + SERVER_READY_SECONDS
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            tail = server.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the server exited with {server.proc.returncode}:\n{tail}")
+        try:
+            with socket.create_connection((LOOPBACK, int(server.base.rsplit(":", 1)[1])), timeout=1.0) as s:
+                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready within {SERVER_READY_SECONDS:.0f}s")
+
+
+def _server_env(*, data_dir: Path, redis_url: str | None, postgres_dsn: str | None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FAULTMAVEN_")}
+    env.update(
+        {
+            "FAULTMAVEN_DATA_DIR": str(data_dir),
+            "FAULTMAVEN_AUTH_JWT_SECRET": SECRET,
+            "FAULTMAVEN_RATE_LIMIT_PER_MINUTE": "100000000",
+            "FAULTMAVEN_LOG_LEVEL": "WARNING",
+        }
+    )
+    if redis_url is not None:
+        env["FAULTMAVEN_REDIS_URL"] = redis_url
+    if postgres_dsn is not None:
+        env["FAULTMAVEN_POSTGRES_DSN"] = postgres_dsn
+        # a shared history needs configured keys; a fresh random one per run
+        env["FAULTMAVEN_ENCRYPTION_KEYS"] = "bench:" + base64.b64encode(os.urandom(32)).decode()
+    return env
+
+
+@contextlib.contextmanager
+def storage(mode: str, workdir: Path) -> Iterator[dict[str, str]]:
+    """The server environment for a storage mode, with Redis and PostgreSQL running when it needs them."""
+    data_dir = workdir / "data"
+    if mode == "embedded":
+        yield _server_env(data_dir=data_dir, redis_url=None, postgres_dsn=None)
+        return
+    if mode != "redis-postgres":
+        raise SystemExit(f"unknown storage mode {mode!r}: expected embedded or redis-postgres")
+    from tests.integration.services import postgres_server, redis_server
+
+    # the test harness's session fixtures, used as plain context managers
+    redis_cm = contextlib.contextmanager(redis_server.__wrapped__)
+    postgres_cm = contextlib.contextmanager(postgres_server.__wrapped__)
+    with redis_cm() as redis, postgres_cm() as postgres:
+        dsn = postgres.dsn("faultmaven_bench")
+        asyncio.run(_create_database(postgres.dsn(), "faultmaven_bench"))
+        yield _server_env(data_dir=data_dir, redis_url=redis.url(0), postgres_dsn=dsn)
+
+
+async def _create_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn, timeout=10.0)
+    try:
+        await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+    finally:
+        await conn.close()
+
+
+# ----------------------------------------------------------------------------------------- the driver
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -75,99 +366,127 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def _drive(
-    make_call: Callable[[aiohttp.ClientSession, int], Awaitable[int]], *, requests: int, concurrency: int
+@dataclass
+class _Tally:
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+async def drive(
+    base: str, body: bytes, *, concurrency: int, duration: float, warmup: float, timeout: float
 ) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: Counter[int] = Counter()
-    counter = iter(range(requests))
+    """``concurrency`` clients, each posting ``body`` back to back. Requests that start during the warm-up
+    are not counted; no request starts after the measuring window; each waits at most ``timeout``."""
+    headers = {"Authorization": f"Bearer {_token('bench-user')}", "Content-Type": "application/json"}
+    tally = _Tally()
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+        loop = asyncio.get_running_loop()
+        measure_from = loop.time() + warmup
+        stop_at = measure_from + duration
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        for number in counter:
-            started = time.perf_counter()
-            status = await make_call(session, number)
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[status] += 1
+        async def client() -> None:
+            while (started := loop.time()) < stop_at:
+                try:
+                    async with session.post(f"{base}/api/query", data=body, headers=headers) as resp:
+                        await resp.read()
+                        outcome = str(resp.status)
+                except TimeoutError:
+                    outcome = "timeout"
+                except aiohttp.ClientError as exc:
+                    outcome = type(exc).__name__
+                if started >= measure_from:
+                    tally.latencies.append((loop.time() - started) * 1000)
+                    tally.statuses[outcome] += 1
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = loop.time() - measure_from
+    done = len(tally.latencies)
+    errors = sum(count for outcome, count in tally.statuses.items() if outcome != "200")
+    result: dict[str, Any] = {
+        "requests": done,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "rps": round(done / elapsed, 1) if elapsed > 0 else 0.0,
+        "statuses": dict(sorted(tally.statuses.items())),
+    }
+    if tally.latencies:
+        result["latency_ms"] = {
+            "p50": round(_percentile(tally.latencies, 0.50), 1),
+            "p90": round(_percentile(tally.latencies, 0.90), 1),
+            "p99": round(_percentile(tally.latencies, 0.99), 1),
+            "max": round(max(tally.latencies), 1),
+            "mean": round(statistics.fmean(tally.latencies), 1),
+        }
+    return result
+
+
+def _verdict(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    target = TARGETS[name]
+    p99 = result.get("latency_ms", {}).get("p99")
+    meets_latency = p99 is not None and p99 <= target["p99_ms_max"]
+    meets_rps = target["rps_min"] is None or result["rps"] >= target["rps_min"]
+    return {**target, "met": bool(meets_latency and meets_rps and result["errors"] == 0)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    bodies = {name: json.dumps(body).encode() for name, body in payloads(args.payloads).items()}
+    cases: list[dict[str, Any]] = []
+    for mode in args.modes:
+        with tempfile.TemporaryDirectory(prefix="fm-bench-api-") as tmp:
+            workdir = Path(tmp)
+            with storage(mode, workdir) as env, serve(env=env, workdir=workdir, workers=args.workers) as server:
+                for name, body in bodies.items():
+                    duration = args.duration if name == "seed" else args.duration_10k
+                    result = asyncio.run(
+                        drive(
+                            server.base,
+                            body,
+                            concurrency=args.concurrency,
+                            duration=duration,
+                            warmup=args.warmup,
+                            timeout=args.timeout,
+                        )
+                    )
+                    case = {
+                        "storage": mode,
+                        "payload": name,
+                        "log_lines": len(json.loads(body)["logs"]),
+                        "body_bytes": len(body),
+                        "concurrency": args.concurrency,
+                        **result,
+                        "target": _verdict(name, result),
+                    }
+                    log.warning("case done: %s", json.dumps({k: case[k] for k in ("storage", "payload", "rps")}))
+                    cases.append(case)
     return {
-        "requests": requests,
-        "concurrency": concurrency,
-        "seconds": round(elapsed, 3),
-        "rps": round(requests / elapsed, 1),
-        "latency_ms": {
-            "p50": round(_percentile(latencies, 0.50), 2),
-            "p90": round(_percentile(latencies, 0.90), 2),
-            "p99": round(_percentile(latencies, 0.99), 2),
-            "max": round(max(latencies), 2),
-            "mean": round(statistics.fmean(latencies), 2),
-        },
-        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "server": f"faultmaven serve (own process{f', --workers {args.workers}' if args.workers else ''})",
+        "client": "aiohttp in the benchmark process",
+        "cases": cases,
     }
 
 
-async def run(*, requests: int, concurrency: int, data_dir: Path) -> dict[str, Any]:
-    settings = Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        auth_jwt_secret=SECRET,
-        rate_limit_per_minute=1_000_000,
-        log_level="WARNING",
-    )
-    app = create_app(settings, Services(settings))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    headers = {"Authorization": f"Bearer {_token('bench-user')}"}
-    results: dict[str, Any] = {}
-    try:
-
-        async def healthz(session: aiohttp.ClientSession, number: int) -> int:
-            async with session.get(f"{base}/healthz") as resp:
-                await resp.read()
-                return resp.status
-
-        async def incidents(session: aiohttp.ClientSession, number: int) -> int:
-            params = {"q": "heap restarting"}
-            async with session.get(f"{base}/api/incidents", params=params, headers=headers) as resp:
-                await resp.read()
-                return resp.status
-
-        async def query(session: aiohttp.ClientSession, number: int) -> int:
-            async with session.post(f"{base}/api/query", json=SEED, headers=headers) as resp:
-                await resp.read()
-                return resp.status
-
-        await _drive(healthz, requests=min(50, requests), concurrency=concurrency)  # warm-up
-        results["healthz"] = await _drive(healthz, requests=requests, concurrency=concurrency)
-        results["incidents_auth"] = await _drive(incidents, requests=requests, concurrency=concurrency)
-        query_requests = max(concurrency, requests // 4)
-        results["query_seed"] = await _drive(query, requests=query_requests, concurrency=concurrency)
-    finally:
-        await runner.cleanup()
-    return results
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=15.0, help="Seconds measured per seed case.")
+    parser.add_argument("--duration-10k", type=float, default=30.0, help="Seconds measured per 10k case.")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds before measuring, per case.")
+    parser.add_argument("--timeout", type=float, default=120.0, help="Per-request limit in seconds.")
+    parser.add_argument("--modes", type=_csv, default=["embedded", "redis-postgres"])
+    parser.add_argument("--payloads", type=_csv, default=["seed", "10k"])
+    parser.add_argument("--workers", type=int, default=None, help="Passed to faultmaven serve --workers.")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="fm-bench-api-") as tmp:
-        results = asyncio.run(run(requests=args.requests, concurrency=args.concurrency, data_dir=Path(tmp)))
-    report = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "storage": "embedded sqlite",
-        "scenarios": results,
-    }
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    report = run(args)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +77,25 @@ _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _FEEDBACK_ACTION = re.compile(r"^(fm_accept|fm_reject):")
 
 
+class _RedactBodies(logging.Filter):
+    """Bolt logs the raw request body when a signature is invalid; request bodies carry users' messages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cut = message.find("body:")
+        if cut >= 0:
+            record.msg = message[:cut] + "body: <redacted>)"
+            record.args = ()
+        return True
+
+
+def _redact_bolt_logs() -> None:
+    for name in ("slack_bolt.RequestVerification", "slack_bolt.AsyncRequestVerification"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _RedactBodies) for f in target.filters):
+            target.addFilter(_RedactBodies())
+
+
 def session_id_for(team_id: str, channel_id: str, thread_ts: str) -> str:
     """The session of a Slack thread: stable for team + channel + thread."""
     digest = hashlib.blake2b(f"{team_id}:{channel_id}:{thread_ts}".encode(), digest_size=12).hexdigest()
@@ -104,6 +124,8 @@ class SlackBot:
         self.access = SlackAccess(settings.slack_role_map)
         self.tasks = TaskTracker()
         self._http: aiohttp.ClientSession | None = None
+        # One turn at a time per thread, so two quick mentions do not overwrite each other's turn.
+        self._turn_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None,
             base_url=settings.slack_api_url,
@@ -116,6 +138,7 @@ class SlackBot:
             "actions": set(),
             "views": set(),
         }
+        _redact_bolt_logs()
         self.app = self._build_app()
         self._register()
 
@@ -250,6 +273,8 @@ class SlackBot:
         await self._report_failure(error, client=client, channel=channel, thread_ts=thread_ts)
 
     # --- conversations -------------------------------------------------------------------------------------
+    # Bolt injects listener arguments by parameter name and only for positional-or-keyword parameters, so
+    # the ``_on_*`` listeners cannot make them keyword-only.
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("channel_type") == "im":
@@ -355,49 +380,78 @@ class SlackBot:
         interim_ts: str,
     ) -> None:
         session_id = session_id_for(team_id, channel, thread_ts)
+        lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
         marker = session_id_var.set(session_id)
         try:
-            messages = await self._thread_messages(client, channel=channel, thread_ts=thread_ts)
-            files = collect_files([*messages, event])
-            attachments = await gather_attachments(
-                self._session(),
-                files,
-                token=token,
-                max_bytes=self.settings.slack_max_file_bytes,
-                timeout_seconds=self.settings.outbound_timeout_seconds * 3,
-            )
-            query = text
-            if not await self._session_exists(session_id):
-                query = _with_thread_context(text, messages, before_ts=str(event.get("ts") or ""))
-            has_data = bool(attachments.logs or attachments.metrics)
-            if not query.strip() and not has_data:
-                reply = HELP_TEXT
-                if attachments.skipped:
-                    reply = _skipped_text(attachments) + "\n\n" + HELP_TEXT
-                await client.chat_update(channel=channel, ts=interim_ts, text=reply, blocks=[])
-                return
-            question = Question(
-                user_id=user_id,
-                query=query[:MAX_QUERY_CHARS],
-                logs=attachments.logs,
-                metrics=attachments.metrics,
-                session_id=session_id,
-                channel=channel,
-            )
-            answer = await self.troubleshooter.ask(question)
-            session = await self._get_session(session_id)
-            await self.store.remember_thread(team_id, channel, session_id=session_id, thread_ts=thread_ts)
-            await self._publish(
-                client,
-                answer,
-                session=session,
-                attachments=attachments,
-                channel=channel,
-                thread_ts=thread_ts,
-                message_ts=interim_ts,
-            )
+            async with lock:
+                await self._answer_locked(
+                    client,
+                    token=token,
+                    team_id=team_id,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    event=event,
+                    user_id=user_id,
+                    text=text,
+                    interim_ts=interim_ts,
+                    session_id=session_id,
+                )
         finally:
             session_id_var.reset(marker)
+
+    async def _answer_locked(
+        self,
+        client: AsyncWebClient,
+        *,
+        token: str,
+        team_id: str,
+        channel: str,
+        thread_ts: str,
+        event: Mapping[str, Any],
+        user_id: str,
+        text: str,
+        interim_ts: str,
+        session_id: str,
+    ) -> None:
+        messages = await self._thread_messages(client, channel=channel, thread_ts=thread_ts)
+        files = collect_files([*messages, event])
+        attachments = await gather_attachments(
+            self._session(),
+            files,
+            token=token,
+            max_bytes=self.settings.slack_max_file_bytes,
+            timeout_seconds=self.settings.outbound_timeout_seconds * 3,
+        )
+        query = text
+        if not await self._session_exists(session_id):
+            query = _with_thread_context(text, messages, before_ts=str(event.get("ts") or ""))
+        has_data = bool(attachments.logs or attachments.metrics)
+        if not query.strip() and not has_data:
+            reply = HELP_TEXT
+            if attachments.skipped:
+                reply = _skipped_text(attachments) + "\n\n" + HELP_TEXT
+            await client.chat_update(channel=channel, ts=interim_ts, text=reply, blocks=[])
+            return
+        question = Question(
+            user_id=user_id,
+            query=query[:MAX_QUERY_CHARS],
+            logs=attachments.logs,
+            metrics=attachments.metrics,
+            session_id=session_id,
+            channel=channel,
+        )
+        answer = await self.troubleshooter.ask(question)
+        session = await self._get_session(session_id)
+        await self.store.remember_thread(team_id, channel, session_id=session_id, thread_ts=thread_ts)
+        await self._publish(
+            client,
+            answer,
+            session=session,
+            attachments=attachments,
+            channel=channel,
+            thread_ts=thread_ts,
+            message_ts=interim_ts,
+        )
 
     async def _session_exists(self, session_id: str) -> bool:
         return await self._get_session(session_id) is not None
@@ -482,7 +536,7 @@ class SlackBot:
                 lambda: self._session_command(
                     sub,
                     client,
-                    respond,
+                    respond=respond,
                     team_id=team_id,
                     channel=channel,
                     user_id=user_id,
@@ -534,8 +588,8 @@ class SlackBot:
         self,
         sub: str,
         client: AsyncWebClient,
-        respond: AsyncRespond,
         *,
+        respond: AsyncRespond,
         team_id: str,
         channel: str,
         user_id: str,
@@ -598,7 +652,7 @@ class SlackBot:
         await ack()
         channel, thread_ts = _where(body)
         self._spawn(
-            lambda: self._feedback(body, action, client, respond),
+            lambda: self._feedback(client, body=body, action=action, respond=respond),
             name="slack-feedback",
             client=client,
             channel=channel,
@@ -607,9 +661,10 @@ class SlackBot:
 
     async def _feedback(
         self,
+        client: AsyncWebClient,
+        *,
         body: Mapping[str, Any],
         action: Mapping[str, Any],
-        client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
         user_id = str((body.get("user") or {}).get("id") or "unknown")

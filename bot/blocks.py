@@ -154,8 +154,9 @@ def _cause_text(index: int, cause: RankedCause, clip: _Clipper) -> str:
     if lines:
         quoted = "\n".join(_code(clip(f"{line.source}:{line.line}: {line.text}", 400)) for line in lines)
         parts.append(f"```{quoted}```")
-    if cause.evidence.series:
-        parts.append("series: " + ", ".join(f"`{_code(s[:120])}`" for s in cause.evidence.series[:3]))
+    series = list(dict.fromkeys(cause.evidence.series))
+    if series:
+        parts.append("series: " + ", ".join(f"`{_code(s[:120])}`" for s in series[:3]))
     return clip("\n".join(parts), SECTION_TEXT_LIMIT)
 
 

@@ -102,6 +102,10 @@ class FileTooLargeError(Exception):
     """The download (or its decompressed content) passed the configured cap."""
 
 
+class DownloadRefusedError(Exception):
+    """Slack would not hand the file over; the message is ours and safe to show."""
+
+
 def collect_files(messages: Iterable[Mapping[str, Any]]) -> list[SlackFile]:
     """The distinct files of a list of Slack messages (event payloads or ``conversations.replies``), in order."""
     seen: set[str] = set()
@@ -204,18 +208,20 @@ async def download(
     """The file's bytes, fetched with ``Authorization: Bearer``; stops reading past ``max_bytes``."""
     url = file.download_url
     if url is None:
-        raise ValueError("no download URL")
+        raise DownloadRefusedError("Slack gave no download link")
     if file.size is not None and file.size > max_bytes:
         raise FileTooLargeError(f"{file.size} bytes is over the {max_bytes}-byte limit")
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     headers = {"Authorization": f"Bearer {token}"}
     async with session.get(url, headers=headers, timeout=timeout, allow_redirects=True) as response:
         if response.status != 200:
-            raise ValueError(f"Slack answered HTTP {response.status} for the download")
+            raise DownloadRefusedError(f"Slack answered HTTP {response.status} for the download")
         content_type = response.headers.get("Content-Type", "")
         if content_type.startswith("text/html"):
             # Slack serves its login page (HTML) when the token may not read the file.
-            raise ValueError("Slack served a web page instead of the file (missing files:read scope?)")
+            raise DownloadRefusedError(
+                "Slack served a web page instead of the file (missing files:read scope?)"
+            )
         buffer = bytearray()
         async for chunk in response.content.iter_chunked(64 * 1024):
             buffer += chunk
@@ -293,10 +299,11 @@ async def gather_attachments(
                 return file, None, f"too large: {exc}"
             except TimeoutError:
                 return file, None, f"the download took longer than {timeout_seconds:g}s"
+            except DownloadRefusedError as exc:
+                return file, None, str(exc)
             except (aiohttp.ClientError, ValueError) as exc:
                 log.warning("file download failed", extra={"file_id": file.id, "error": type(exc).__name__})
-                reason = str(exc) if isinstance(exc, ValueError) else "the download failed"
-                return file, None, reason
+                return file, None, "the download failed"
 
     for file, data, reason in await asyncio.gather(*(fetch(f) for f in wanted)):
         if data is None:

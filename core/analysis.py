@@ -26,6 +26,7 @@ from core.anomalies.logs import (
 )
 from core.anomalies.metrics import detect_metric_anomalies
 from core.answers import LogInput
+from core.attribution import reattribute
 from core.classify import classify
 from core.focus import Focus, parse_focus
 from core.knowledge_base import KnowledgeBase
@@ -63,10 +64,11 @@ MAX_TEMPLATES_IN_REPORT = 200
 PROGRESS_EVERY = 20_000
 _GENERIC_STEMS = {
     "app", "application", "server", "output", "log", "logs", "messages", "syslog", "combined", "all",
-    "merged", "stdout", "stderr", "console", "access", "error", "errors", "events", "kubelet", "kernel",
+    "merged", "stdout", "stderr", "console", "access", "error", "errors",
     "incident", "export", "dump", "trace", "debug", "main",
 }  # fmt: skip
-_STEM_SUFFIX = re.compile(r"(?:[-_.](?:access|error|errors|app|server|service|svc|logs?|\d+))+$")
+_STEM_SUFFIX = re.compile(r"(?:[-_.](?:access|error|errors|logs?|\d{8,}))+$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
 def analyze(
@@ -83,10 +85,11 @@ def analyze(
     issues = issues if issues is not None else []
     table = LogTable(miner)
     _ingest(table, logs, issues=issues, progress=progress)
+    reattribute(table)
     timeline = build_timeline(table)
     focus = parse_focus(query, known_services=[s for s in table.services if s != NO_SERVICE])
 
-    metric_anomalies = detect_metric_anomalies(metrics, focus=[*focus.families, *focus.services])
+    metric_anomalies = _comparable(detect_metric_anomalies(metrics, focus=[*focus.families, *focus.services]))
     bursts = error_bursts(table, timeline)
     start = _incident_start(timeline, bursts=bursts, metric_anomalies=metric_anomalies)
     log_anomalies = detect_log_anomalies(table, timeline, bursts=bursts, start=start)
@@ -126,6 +129,7 @@ def _ingest(
     names = [spec.name if isinstance(spec, LogInput) else str(spec.path) for spec in logs]
     several = len(logs) > 1
     next_tick = PROGRESS_EVERY
+    own_services: dict[str, Counter[str | None]] = {}
     for spec, name in zip(logs, names, strict=True):
         fallback = service_from_source(name) if several else None
         if isinstance(spec, LogInput):
@@ -133,13 +137,34 @@ def _ingest(
         else:
             path = str(spec.path)
             records = read_logs(path, name="<stdin>" if path == "-" else path, fmt=spec.format, issues=issues)
+        seen: Counter[str | None] = Counter()
         for record in records:
+            seen[record.service] += 1
             table.add(record, service=fallback)
             if progress is not None and len(table) >= next_tick:
                 progress(len(table))
                 next_tick += PROGRESS_EVERY
+        if fallback is not None:
+            own_services[fallback] = seen
+    _name_services_by_file(table, own_services)
     if progress is not None:
         progress(len(table))
+
+
+def _name_services_by_file(table: LogTable, own_services: dict[str, Counter[str | None]]) -> None:
+    """A per-service file whose records all carry one service name that is not a DNS-style label
+    (Elasticsearch's ``ES_ECS``, ``MyApp``) names that service after the file instead."""
+    claimed: Counter[str] = Counter()
+    for seen in own_services.values():
+        claimed.update(s for s in seen if s)
+    for stem, seen in own_services.items():
+        names = [s for s in seen if s]
+        if len(names) != 1 or seen[None] or claimed[names[0]] > 1:
+            continue
+        name = names[0]
+        if _DNS_LABEL.fullmatch(name) or stem in table.services or name not in table.services:
+            continue
+        table.rename_service(name, stem)
 
 
 def service_from_source(name: str) -> str | None:
@@ -172,6 +197,14 @@ def _incident_start(
     lead = max(1800.0, 10 * timeline.width)
     early = [t for t in metric_starts if first_log - lead <= t < first_log]
     return min([first_log, *early])
+
+
+def _comparable(anomalies: list[Anomaly]) -> list[Anomaly]:
+    """Metric scores are robust z-values that can run into the hundreds; log scores live around 1-20.
+    A log scale puts both on one axis without changing either side's order."""
+    for anomaly in anomalies:
+        anomaly.score = round(2.0 * math.log1p(anomaly.score), 3)
+    return anomalies
 
 
 def _metric_start(anomalies: Sequence[Anomaly]) -> datetime | None:

@@ -106,6 +106,9 @@ def classify(
     if not profile.messages and not profile.metric_anomalies and not profile.exception_types:
         return []
     matches = knowledge.match(profile, limit=25)
+    deploy = _deploy_evidence(anomalies, suspects=suspects, knowledge=knowledge)
+    if deploy is not None:
+        matches = [*matches, deploy]
     return rank_causes(matches, table=table, anomalies=anomalies, suspects=suspects, focus=focus, limit=limit)
 
 
@@ -122,6 +125,7 @@ def rank_causes(
     by_category: dict[Category, list[SignatureMatch]] = defaultdict(list)
     for match in matches:
         by_category[match.signature.category].append(match)
+    origin = suspects[0].name if suspects else None
     wanted = focus.categories
     scored: list[tuple[float, Category, SignatureMatch]] = []
     for category, group in by_category.items():
@@ -133,7 +137,6 @@ def rank_causes(
     scored.sort(key=lambda item: -item[0])
 
     total = sum(s for s, _, _ in scored) + UNCERTAINTY
-    origin = suspects[0].name if suspects else None
     causes: list[RootCause] = []
     for score, category, best in scored[:limit]:
         confidence = min(MAX_CONFIDENCE, score / total * min(1.0, 0.5 + best.score))
@@ -151,6 +154,28 @@ def rank_causes(
     if not causes:
         causes = _fallback(table, anomalies=anomalies, origin=origin)
     return causes
+
+
+DEPLOY_SIGNATURE = "http-5xx-after-deploy"
+DEPLOY_SCORE = 0.6
+
+
+def _deploy_evidence(
+    anomalies: Sequence[Anomaly], *, suspects: Sequence[Suspect], knowledge: KnowledgeBase
+) -> SignatureMatch | None:
+    """A new build of the origin going live at the incident start is evidence of a bad deploy, whether or
+    not any log line says "deploy"."""
+    changes = [a for a in anomalies if a.kind == "version_change" and a.score >= 5.0]
+    if not changes:
+        return None
+    origin = suspects[0].name if suspects else None
+    at_origin = [a for a in changes if a.subject == origin]
+    change = (at_origin or changes)[0]
+    signature = knowledge.find(DEPLOY_SIGNATURE)
+    if signature is None:
+        return None
+    score = DEPLOY_SCORE if at_origin else DEPLOY_SCORE / 2
+    return SignatureMatch(signature=signature, score=score, matched=[change.description])
 
 
 def _evidence_for(match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly]) -> Evidence:

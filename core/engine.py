@@ -105,7 +105,9 @@ def answer(
 ) -> Answer:
     """The deterministic answer to one turn of a session."""
     learning = _Learning.of(session)
-    causes = _causes(question, report=report, knowledge=knowledge, similar=similar, cases=cases)
+    causes = _causes(
+        question, report=report, knowledge=knowledge, similar=similar, cases=cases, rejected=learning.rejected
+    )
     causes = _learn(causes, learning)
     steps = _steps(causes, knowledge=knowledge, learning=learning, similar=similar, cases=cases)
     if not causes and not steps:
@@ -137,17 +139,22 @@ def _causes(
     knowledge: KnowledgeBase,
     similar: Sequence[SimilarIncident],
     cases: Sequence[IncidentCase],
+    rejected: set[str],
 ) -> list[RankedCause]:
+    # Rejected hypotheses are left out here, not only later: a rejected cause must not keep other evidence
+    # of its category (the question, past incidents) from being heard as an alternative.
     found: dict[str, RankedCause] = {}
     if report is not None:
         for rc in report.root_causes:
             cid = cause_id(rc.category, rc.signature_id or rc.suspect)
+            if cid in rejected:
+                continue
             found[cid] = RankedCause(
                 id=cid,
                 title=rc.title,
                 category=rc.category,
                 confidence=rc.confidence,
-                evidence=rc.evidence,
+                evidence=rc.evidence.model_copy(deep=True),  # notes are appended below: never into the report
                 suspect=rc.suspect,
                 signature_id=rc.signature_id,
             )
@@ -161,6 +168,8 @@ def _causes(
                 continue
             sig = match.signature
             cid = cause_id(sig.category, sig.id)
+            if cid in rejected:
+                continue
             if cid in found:
                 existing = found[cid]
                 existing.confidence = round(min(0.97, existing.confidence + 0.1 * match.score), 3)
@@ -180,13 +189,13 @@ def _causes(
         case = by_id.get(hit.id)
         if hit.kind != "incident" or case is None or hit.score < 0.3:
             continue
+        cid = cause_id(case.category, f"incident:{case.id}")
         same = [c for c in found.values() if c.category == case.category]
-        if same:
+        if same or cid in rejected:
             for cause in same:
                 cause.confidence = round(min(0.97, cause.confidence + 0.15 * hit.score), 3)
                 cause.evidence.notes.append(f"past incident {case.id} ({case.title}) had the same cause")
             continue
-        cid = cause_id(case.category, f"incident:{case.id}")
         found[cid] = RankedCause(
             id=cid,
             title=f"Same as past incident: {case.root_cause[:160]}",
@@ -290,8 +299,10 @@ def _steps(
                 category=case.category,
             )
         )
-    open_first = sorted(steps, key=lambda s: s.status == "accepted")
-    return open_first[:MAX_STEPS] if not any(c.status == "accepted" for c in causes) else open_first[: MAX_STEPS + 4]
+    # Steps the user already did stay listed (marked accepted) after the open ones, outside the budget.
+    limit = MAX_STEPS + 4 if any(c.status == "accepted" for c in causes) else MAX_STEPS
+    open_steps = [s for s in steps if s.status != "accepted"]
+    return open_steps[:limit] + [s for s in steps if s.status == "accepted"]
 
 
 def _related(knowledge: KnowledgeBase, sig: Signature) -> list[Signature]:

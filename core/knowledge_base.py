@@ -705,6 +705,53 @@ def _describe(ref: _Ref, hit: _Hit) -> str:
     return f"{ref.kind} '{ref.label}' in '{_snippet(hit.best_text)}' ({amount})"
 
 
+@dataclass(frozen=True, slots=True)
+class _Prefilter:
+    """Which probes can possibly hit a text, found without visiting every probe.
+
+    A probe whose required literal has 4-grams is filed under its first one: only probes filed under a
+    4-gram of the text are candidates, and those still need all their grams and the literal itself in the
+    text. Probes with no grams (no literal, or one shorter than a gram) are always candidates.
+    """
+
+    by_gram: dict[str, tuple[int, ...]]
+    gramless: tuple[int, ...]
+
+    @classmethod
+    def build(cls, probes: Sequence[_Probe]) -> _Prefilter:
+        by_gram: dict[str, list[int]] = {}
+        gramless: list[int] = []
+        for index, probe in enumerate(probes):
+            if probe.grams:
+                by_gram.setdefault(probe.grams[0], []).append(index)
+            else:
+                gramless.append(index)
+        return cls({gram: tuple(ids) for gram, ids in by_gram.items()}, tuple(gramless))
+
+    def candidates(self, probes: Sequence[_Probe], *, text: str, grams: set[str]) -> list[int]:
+        """Indexes, in probe order, of the probes whose literal (if any) occurs in ``text``."""
+        found = list(self.gramless)
+        by_gram = self.by_gram
+        if len(grams) < len(by_gram):
+            for gram in grams:
+                filed = by_gram.get(gram)
+                if filed is not None:
+                    found.extend(filed)
+        else:
+            for gram, filed in by_gram.items():
+                if gram in grams:
+                    found.extend(filed)
+        found.sort()
+        out: list[int] = []
+        for index in found:
+            probe = probes[index]
+            literal = probe.literal
+            if literal and not (all(gram in grams for gram in probe.grams) and literal in text):
+                continue
+            out.append(index)
+        return out
+
+
 class KnowledgeBase:
     """The loaded signatures, compiled once for matching."""
 
@@ -718,6 +765,8 @@ class KnowledgeBase:
         self.issues: list[ParseIssue] = list(issues)
         self._by_id = {signature.id: signature for signature in self.signatures}
         self._probes, self._compiled = _compile_all(self.signatures)
+        self._prefilter = _Prefilter.build(self._probes)
+        self._probe_ids = [frozenset(ref.probe for ref in compiled.refs) for compiled in self._compiled]
 
     @classmethod
     def load(cls, *, extra_dirs: Sequence[Path] = ()) -> KnowledgeBase:
@@ -795,8 +844,15 @@ class KnowledgeBase:
         metric_names = [(signal, fold(signal.name)) for signal in evidence.metric_anomalies]
         services = [(service, fold(service)) for service in evidence.services]
 
-        results: list[SignatureMatch] = []
-        for compiled in self._compiled:
+        hit_probes = {index for index, hit in enumerate(hits) if hit is not None}
+        scored: list[tuple[float, list[str], Signature]] = []
+        for compiled, probe_ids in zip(self._compiled, self._probe_ids, strict=True):
+            if (
+                probe_ids.isdisjoint(hit_probes)
+                and not (reported and compiled.exception_names)
+                and not (metric_names and compiled.metrics)
+            ):
+                continue  # nothing in the evidence can give this signature a score
             parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
             for full, simple, dotted in compiled.exception_names:
                 if full in seen_exceptions:
@@ -838,11 +894,12 @@ class KnowledgeBase:
                     score = _noisy_or((score, _TAG_BONUS))
                     matched.append(f"service '{service}' matches tag '{tag}'")
                     break
-            results.append(
-                SignatureMatch(signature=compiled.signature, score=min(1.0, score), matched=matched)
-            )
-        results.sort(key=lambda item: (-item.score, -len(item.matched), item.signature.id))
-        return results[:limit]
+            scored.append((min(1.0, score), matched, compiled.signature))
+        scored.sort(key=lambda item: (-item[0], -len(item[1]), item[2].id))
+        return [
+            SignatureMatch(signature=signature, score=score, matched=matched)
+            for score, matched, signature in scored[:limit]
+        ]
 
     def _run_probes(
         self,
@@ -855,17 +912,20 @@ class KnowledgeBase:
         question: str,
         question_folded: str,
     ) -> list[_Hit | None]:
-        hits: list[_Hit | None] = []
-        for probe in self._probes:
-            hit: _Hit | None = None
-            literal = probe.literal
-            if not probe.question_only and (
-                not literal or (all(gram in corpus_grams for gram in probe.grams) and literal in corpus)
-            ):
+        probes = self._probes
+        hits: list[_Hit | None] = [None] * len(probes)
+        if messages:
+            for probe_index in self._prefilter.candidates(probes, text=corpus, grams=corpus_grams):
+                probe = probes[probe_index]
+                if probe.question_only:
+                    continue
+                literal = probe.literal
+                regex = probe.regex
+                hit: _Hit | None = None
                 for index, (message, text, low) in enumerate(zip(messages, texts, folded, strict=True)):
                     if literal and literal not in low:
                         continue
-                    if probe.regex.search(text) is None:
+                    if regex.search(text) is None:
                         continue
                     if hit is None:
                         hit = _Hit()
@@ -877,14 +937,13 @@ class KnowledgeBase:
                     if message.weight > hit.best_weight:
                         hit.best_weight = message.weight
                         hit.best_text = text
-            if (
-                hit is None
-                and question
-                and (not literal or literal in question_folded)
-                and probe.regex.search(question) is not None
-            ):
-                hit = _Hit(in_question=True, mask=1 << len(messages))
-            hits.append(hit)
+                hits[probe_index] = hit
+        if question:
+            question_mask = 1 << len(messages)
+            candidates = self._prefilter.candidates(probes, text=question_folded, grams=_grams(question_folded))
+            for probe_index in candidates:
+                if hits[probe_index] is None and probes[probe_index].regex.search(question) is not None:
+                    hits[probe_index] = _Hit(in_question=True, mask=question_mask)
         return hits
 
 

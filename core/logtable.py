@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.models import EvidenceLine, LogRecord, Severity
+from core.normalize import workload_from_pod
 from core.stacktraces import ExceptionInfo, exception_of
 from core.templates import TemplateMiner
 
@@ -22,6 +23,19 @@ MAX_EXAMPLES = 3
 MAX_EXAMPLE_CHARS = 500
 MAX_EXCEPTION_GROUPS = 2000
 NO_SERVICE = "(unknown)"
+MAX_VERSIONS = 1000
+MAX_ATTRIBUTE_CHARS = 300
+# Structured fields that carry the running build; a new value at the incident start points to a deploy.
+VERSION_KEYS = (
+    "version", "service.version", "app.version", "app_version", "appVersion", "build", "build_version",
+    "release", "git_sha", "git.commit", "commit", "revision", "image", "image_tag", "container.image.tag",
+)  # fmt: skip
+# Structured fields too routine to help explain an error.
+_ROUTINE_ATTRIBUTES = frozenset(
+    {"pid", "hostname", "host", "v", "time", "ts", "thread", "tid", "port", "node", "line", "file", "caller",
+     "stream", "kind", "apiVersion", "count", "firstTimestamp", "lastTimestamp", "metadata.name",
+     "metadata.namespace", "metadata.uid", "metadata.resourceVersion", "source.host"}
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -33,6 +47,14 @@ class ClusterStats:
     first_pos: int = 0
     examples: list[EvidenceLine] = field(default_factory=list)
     services: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class VersionSeen:
+    value: str
+    first_ts: float
+    first_pos: int
+    count: int = 0
 
 
 @dataclass(slots=True)
@@ -67,18 +89,30 @@ class LogTable:
         self.error_hosts: dict[int, Counter[str]] = {}
         self.sources: Counter[str] = Counter()
         self.with_timestamp = 0
+        self.versions: dict[tuple[int, str], VersionSeen] = {}
 
     def __len__(self) -> int:
         return len(self.cluster)
 
     def service_id(self, name: str | None) -> int:
+        """The index of a service; pod and ReplicaSet names count as their workload."""
         key = name or NO_SERVICE
         index = self._service_index.get(key)
         if index is None:
-            index = len(self.services)
-            self.services.append(key)
+            canonical = workload_from_pod(key, strip_ordinal=False) if name else key
+            index = self._service_index.get(canonical)
+            if index is None:
+                index = len(self.services)
+                self.services.append(canonical)
+                self._service_index[canonical] = index
             self._service_index[key] = index
         return index
+
+    def rename_service(self, old: str, new: str) -> None:
+        """Call service ``old`` by the name ``new`` (which must not be in use)."""
+        index = self._service_index[old]
+        self.services[index] = new
+        self._service_index[new] = index
 
     def component_id(self, name: str | None) -> int:
         key = name or NO_SERVICE
@@ -135,12 +169,30 @@ class LogTable:
         ):
             stats.examples.append(_evidence(record))
 
+        if record.attributes:
+            self._note_version(record, sid=sid, ts=ts, position=position)
+
         if severity >= Severity.WARN or record.lines > 1:
             info = exception_of(record.message)
             if info is not None:
                 self._add_exception(
                     info, record=record, ts=ts, service=sid, cluster=cluster, position=position
                 )
+
+    def _note_version(self, record: LogRecord, *, sid: int, ts: float, position: int) -> None:
+        attributes = record.attributes
+        for key in VERSION_KEYS:
+            value = attributes.get(key)
+            if value:
+                seen = self.versions.get((sid, value))
+                if seen is None:
+                    if len(self.versions) >= MAX_VERSIONS:
+                        return
+                    seen = self.versions[(sid, value)] = VersionSeen(
+                        value=value, first_ts=ts, first_pos=position
+                    )
+                seen.count += 1
+                return
 
     def _add_exception(
         self, info: ExceptionInfo, *, record: LogRecord, ts: float, service: int, cluster: int, position: int
@@ -190,7 +242,19 @@ class LogColumns:
 
 
 def _evidence(record: LogRecord) -> EvidenceLine:
+    """An example line: the message, plus the structured fields that say what went wrong (a JSON log's
+    ``status=401 error.code=invalid_token`` often says more than its ``msg``)."""
     text = record.message
+    if record.attributes and record.severity >= Severity.WARN:
+        extra = " ".join(
+            f"{k}={v}" for k, v in record.attributes.items() if k not in _ROUTINE_ATTRIBUTES and len(v) <= 200
+        )
+        if extra:
+            head, _, rest = text.partition("\n")
+            text = f"{head} {{{extra[:MAX_ATTRIBUTE_CHARS]}}}" + (f"\n{rest}" if rest else "")
     if len(text) > MAX_EXAMPLE_CHARS:
-        text = text[:MAX_EXAMPLE_CHARS] + "…"
+        # Keep the head and, for a stack trace, its last line: Python and Go put the error there.
+        last = text.rstrip().rsplit("\n", 1)[-1].strip() if "\n" in text else ""
+        room = MAX_EXAMPLE_CHARS - min(len(last), 200)
+        text = text[:room] + "…" + (f"\n{last[:200]}" if last else "")
     return EvidenceLine(source=record.source, line=record.line, text=text)

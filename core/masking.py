@@ -1,7 +1,10 @@
 """Typed placeholder detection: turns the variable parts of a log message into ``<NAME>`` placeholders.
 
 A message is split into tokens on whitespace, except that a quoted span (``"..."``, or ``'...'`` standing
-at a token boundary) stays one token even when it holds spaces. Each token is then classified:
+at a token boundary) stays one token even when it holds spaces. Three kinds of quoted text are structure,
+not values, and are split into words: a quoted sentence that opens the message (klog's structured form),
+an HTTP request line (``"GET /path HTTP/1.1"``) and the ``msg="..."`` of logfmt. Each token is then
+classified:
 
 * the whole token (without wrapping brackets, quotes and trailing punctuation) may be one typed value:
   ``<URL>``, ``<PATH>``, ``<EMAIL>``, ``<TIME>``, ``<UUID>``, ``<IP>``, ``<K8S_NAME>``, ``<DURATION>``,
@@ -15,8 +18,9 @@ The parameters of a token are the texts its placeholders replaced, in order, so 
 message back together. A token that already contains a placeholder is kept as it is, its placeholders
 being their own parameters; this makes masking idempotent.
 
-Classification results are cached per token (a bounded cache), and cheap character tests run before any
-regular expression, because this is the hot path of template mining.
+Classification results are cached per token (a bounded cache). On a cache miss, :func:`fast_mask` tries
+the common shapes with one combined expression before the step-by-step classification; the two agree
+wherever the fast one answers (a property test holds them together). This is the hot path of mining.
 """
 
 from __future__ import annotations

@@ -177,6 +177,7 @@ AnomalyKind = Literal[
     "rare_error",
     "exception_group",
     "restart",
+    "version_change",
     "spike",
     "dip",
     "level_shift",

@@ -26,11 +26,25 @@ _VICTIM = re.compile(
     r"upstream|\b50[234]\b|service unavailable|bad gateway|gateway time|failed to (?:call|connect|reach|fetch)|"
     r"error calling|call to|request to|circuit ?breaker|no healthy|could not connect|unable to connect|"
     r"i/o timeout|dial tcp|remote end closed|connection (?:closed|aborted|error)|retrying|"
-    r"unavailable|cannot reach|not reachable|downstream|dependency",
+    r"unavailable|cannot reach|not reachable|downstream|dependency|"
+    r"x509|certificate (?:has )?expired|certificate verify failed|handshake|pkix|ssl|tls",
     re.I,
 )
+# Proxies and gateways report their upstreams' failures: their errors are never about themselves alone.
+_PROXY = re.compile(r"nginx|envoy|haproxy|ingress|gateway|traefik|proxy|(?:^|-)lb(?:$|-)|edge|istio|kong", re.I)
+NAMING_ONLY_BLAME = 0.5  # share of an error passed on when it names a peer without saying it failed calling it
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([A-Za-z0-9_.-]+)")
-_HOST_PORT = re.compile(r"(?<![\w./-])([A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*):(\d{2,5})\b")
+_HOST_PORT = re.compile(r"(?<![\w./-])([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*):(\d{2,5})\b")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_ATTRIBUTES = re.compile(r" \{[^{}]*\}$")
+_DNS_FAILURE = re.compile(
+    r"no such host|name resolution|Name or service not known|NXDOMAIN|SERVFAIL|could not resolve|"
+    r"UnknownHostException|getaddrinfo|ENOTFOUND|EAI_AGAIN|lookup \S+ (?:on \S+)?: ?(?:i/o timeout|server misbehaving)",
+    re.I,
+)
+_DNS_LOOKUP = re.compile(r"\blookup \S+ (?=on )")
+_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_SOURCE_FILE = re.compile(r"\.(?:java|kt|scala|py|go|js|ts|rb|cs|cpp|c|h|rs|php|ex|exs|erl)$")
 _NAMED_PEER = re.compile(
     r"(?:connect(?:ing|ion)? to|calling|call to|request to|upstream|host|server|peer|backend|lookup)"
     r"[\s=:\"'\[(]+([A-Za-z][A-Za-z0-9_.-]{2,})",
@@ -51,11 +65,13 @@ class _Facts:
     errors: int = 0
     warnings: int = 0
     victim_errors: int = 0
+    victim_weight: float = 0.0
     first_deviation: float = math.inf
     resources: float = 0.0
     resource_series: list[str] = field(default_factory=list)
     crash: float = 0.0
     crash_kinds: set[str] = field(default_factory=set)
+    deployed: str | None = None
     mentioned_by: Counter[str] = field(default_factory=Counter)
     blames: Counter[str] = field(default_factory=Counter)
 
@@ -74,16 +90,34 @@ def rank_suspects(
     dependencies: Counter[str] = Counter()
     dependency_blamers: dict[str, Counter[str]] = defaultdict(Counter)
     patterns = {s: _service_pattern(s) for s in services}
+    dns_service = next((s for s in services if "dns" in s.lower()), None)
 
     # Errors per service, who they blame, and what they name.
     for cid, stats in table.clusters.items():
         if stats.severity < WARN:
             continue
-        texts = [table.miner.template(cid), *(e.text.split("\n", 1)[0] for e in stats.examples)]
+        texts = [table.miner.template(cid)]
+        fields: list[str] = []
+        for example in stats.examples:
+            lines = example.text.split("\n")
+            head = _ATTRIBUTES.search(lines[0])
+            texts.append(lines[0][: head.start()] if head else lines[0])
+            if head:
+                fields.append(head.group(0))
+            if len(lines) > 1:
+                texts.append(lines[-1])
         blob = "\n".join(texts)
         victim = _VICTIM.search(blob) is not None
         named = {s for s in services if patterns[s].search(blob)}
-        peers = _peers(blob)
+        peers: set[str] = set()
+        if dns_service is not None and _DNS_FAILURE.search(blob):
+            named.add(dns_service)  # a name that does not resolve is the resolver's failure, not the name's
+        for peer in _peers(blob, fields="\n".join(fields), dns_service=dns_service):
+            service = _peer_service(peer, services)
+            if service is None:
+                peers.add(peer)
+            else:
+                named.add(service)
         for sid, count in stats.services.items():
             name = table.services[sid]
             if name == NO_SERVICE:
@@ -98,12 +132,14 @@ def rank_suspects(
             targets = {s for s in named if s != name}
             for target in targets:
                 facts[target].mentioned_by[name] += round(weight)
-            unmatched = {p for p in peers if _peer_service(p, services) is None and p != name}
+            unmatched = {p for p in peers if p != name}
             for peer in unmatched:
                 dependencies[peer] += round(weight)
                 dependency_blamers[peer][name] += round(weight)
-            if owner is not None and victim and (targets or unmatched):
-                owner.victim_errors += count if stats.severity >= ERROR else 0
+            if owner is not None and (targets or unmatched):
+                strength = 1.0 if victim or _PROXY.search(name) else NAMING_ONLY_BLAME
+                owner.victim_errors += count if stats.severity >= ERROR and strength == 1.0 else 0
+                owner.victim_weight += strength * (count if stats.severity >= ERROR else count / 3.0)
                 for target in targets | unmatched:
                     owner.blames[target] += count
 
@@ -118,23 +154,30 @@ def rank_suspects(
         if owner_name is None or owner_name not in services:
             continue
         name = owner_name
+        if anomaly.kind == "version_change" and anomaly.score >= 5.0:
+            facts[name].deployed = anomaly.description
         if anomaly.kind == "restart":
             note = anomaly.evidence.notes[0] if anomaly.evidence.notes else ""
             severe = any(k in note for k in ("oom", "crash_loop", "panic", "exit"))
             if severe or (anomaly.magnitude or 0) >= 3:
                 facts[name].crash = max(facts[name].crash, anomaly.score)
                 facts[name].crash_kinds.add(note.removeprefix("signature: "))
-        deviates = anomaly.kind in ("error_burst", "restart", "spike", "dip", "level_shift", "threshold") or (
-            anomaly.kind in ("new_template", "exception_group") and anomaly.score >= 1.5
-        )
+        deviates = anomaly.kind in (
+            "error_burst",
+            "restart",
+            "spike",
+            "dip",
+            "level_shift",
+            "threshold",
+            "version_change",
+        ) or (anomaly.kind in ("new_template", "exception_group") and anomaly.score >= 1.5)
         if deviates and anomaly.start is not None:
             t = anomaly.start.timestamp()
             if start is None or t >= start - 3600:
                 facts[name].first_deviation = min(facts[name].first_deviation, t)
 
+    responsibility = _propagate_blame(facts, services=services, dependencies=list(dependencies))
     total_errors = sum(f.errors for f in facts.values()) or 1
-    total_mentions = sum(sum(f.mentioned_by.values()) for f in facts.values()) + sum(dependencies.values())
-    total_mentions = total_mentions or 1
     max_resources = max((f.resources for f in facts.values()), default=0.0) or 1.0
     max_crash = max((f.crash for f in facts.values()), default=0.0) or 1.0
     firsts = sorted(f.first_deviation for f in facts.values() if math.isfinite(f.first_deviation))
@@ -148,30 +191,25 @@ def rank_suspects(
         if f is None:
             continue
         share = f.errors / total_errors
-        mentioned = sum(f.mentioned_by.values()) / total_mentions
         earliness = math.exp(-(f.first_deviation - t0) / tau) if math.isfinite(f.first_deviation) else 0.0
         resources = f.resources / max_resources
         crash = f.crash / max_crash
-        victimness = f.victim_errors / f.errors if f.errors else 0.0
         score = (
-            2.0 * share
+            BLAME_WEIGHT * responsibility.get(name, 0.0)
             + 1.5 * earliness
             + 2.5 * resources
-            + 3.5 * min(1.0, 2.0 * mentioned)
             + 2.0 * crash
-            - 2.0 * victimness * (1.0 - crash)
+            + (2.0 if f.deployed else 0.0)
         )
         if name in focus_services:
             score += 0.5
-        if score <= 0.05 or (
-            f.errors == 0 and f.warnings == 0 and resources == 0 and crash == 0 and mentioned == 0
-        ):
+        if score <= 0.05 or (f.errors == 0 and f.warnings == 0 and resources == 0 and crash == 0):
             continue
         reason = _reason(name, f, share=share, earliness=earliness, t0=t0)
-        out.append(Suspect(name=name, kind="service", score=round(max(score, 0.0), 3), reason=reason))
+        out.append(Suspect(name=name, kind="service", score=round(score, 3), reason=reason))
 
     for peer, weight in dependencies.most_common(10):
-        share = weight / total_mentions
+        share = responsibility.get(peer, 0.0)
         if share < 0.05:
             continue
         blamers = ", ".join(n for n, _ in dependency_blamers[peer].most_common(3))
@@ -179,7 +217,7 @@ def rank_suspects(
             Suspect(
                 name=peer,
                 kind="dependency",
-                score=round(3.5 * min(1.0, 2.0 * share) + 0.5, 3),
+                score=round(BLAME_WEIGHT * share + 0.5, 3),
                 reason=f"errors in {blamers} name {peer} ({weight} error records); it has no logs of its own here",
             )
         )
@@ -203,8 +241,55 @@ def rank_suspects(
     return out[:limit]
 
 
+BLAME_WEIGHT = 5.0
+BLAME_ROUNDS = 6
+
+
+def _propagate_blame(
+    facts: dict[str, _Facts], *, services: Sequence[str], dependencies: Sequence[str]
+) -> dict[str, float]:
+    """Share of responsibility per service or dependency, after victims pass blame to what they name.
+
+    Every service starts with its own error volume (warnings count a third). A service whose errors are
+    mostly about calling something else (timeouts, refused connections, 5xx from upstream) keeps only the
+    rest and passes that share on to the things it names, in proportion; a chain (edge → checkout →
+    payments) ends at the service that blames no one. Returns shares summing to 1.
+    """
+    mass: dict[str, float] = {}
+    keep: dict[str, float] = {}
+    edges: dict[str, list[tuple[str, float]]] = {}
+    for name in services:
+        f = facts.get(name)
+        if f is None:
+            continue
+        volume = f.errors + f.warnings / 3.0
+        mass[name] = volume
+        blamed = sum(f.blames.values())
+        victim = min(1.0, f.victim_weight / volume) if volume else 0.0
+        keep[name] = 1.0 - victim
+        if blamed and victim:
+            edges[name] = [(target, count / blamed) for target, count in f.blames.items()]
+    for name in dependencies:
+        mass.setdefault(name, 0.0)
+        keep.setdefault(name, 1.0)
+    total = sum(mass.values())
+    if total <= 0:
+        return {}
+    for _ in range(BLAME_ROUNDS):
+        moved = {name: value * keep.get(name, 1.0) for name, value in mass.items()}
+        for source, targets in edges.items():
+            passed = mass.get(source, 0.0) * (1.0 - keep[source])
+            for target, fraction in targets:
+                moved[target] = moved.get(target, 0.0) + passed * fraction
+        mass = moved
+    total = sum(mass.values()) or 1.0
+    return {name: value / total for name, value in mass.items()}
+
+
 def _reason(name: str, f: _Facts, *, share: float, earliness: float, t0: float) -> str:
     parts: list[str] = []
+    if f.deployed:
+        parts.append(f.deployed.removeprefix(name + " "))
     if f.crash_kinds:
         parts.append(f"its own process shows {', '.join(sorted(f.crash_kinds)).replace('_', ' ')}")
     if f.resource_series:
@@ -232,15 +317,32 @@ def _service_pattern(service: str) -> re.Pattern[str]:
     )
 
 
-def _peers(text: str) -> set[str]:
+def _peers(text: str, *, fields: str = "", dns_service: str | None = None) -> set[str]:
+    """Names of things an error message says it was talking to: URL hosts, host:port pairs (IPs too), and
+    hostname-like words after "connect to", "upstream", "host=", ... (plain words there are too ambiguous).
+    Structured ``fields`` only contribute URL hosts. An address on port 53 is the DNS server: the service
+    named like one (``dns_service``), when the data has it."""
     found: set[str] = set()
-    for regex in (_URL_HOST, _HOST_PORT, _NAMED_PEER):
-        for match in regex.finditer(text):
+    if "lookup " in text:
+        text = _DNS_LOOKUP.sub("lookup ", text)  # in "lookup X on DNS:53", X is not the one failing
+    for regex, plain_words_ok, source in (
+        (_URL_HOST, True, text + "\n" + fields),
+        (_HOST_PORT, True, text),
+        (_NAMED_PEER, False, text),
+    ):
+        for match in regex.finditer(source):
+            if regex is _HOST_PORT and match.group(2) == "53" and dns_service is not None:
+                found.add(dns_service)
+                continue
             peer = match.group(1).strip(".-_").lower()
-            if peer in _PEER_STOP or len(peer) < 3 or peer.replace(".", "").isdigit() or peer.startswith("<"):
+            if peer in _PEER_STOP or len(peer) < 3 or peer.startswith("<"):
+                continue
+            if not plain_words_ok and not any(c in peer for c in "-."):
                 continue
             peer = _SVC_SUFFIX.sub("", peer)
-            if peer and peer not in _PEER_STOP and not re.fullmatch(r"[\d.]+", peer):
+            if peer and peer not in _PEER_STOP and _HOSTNAME.fullmatch(peer) and not _SOURCE_FILE.search(peer):
+                if peer.replace(".", "").isdigit() and not (regex is _HOST_PORT and _IPV4.fullmatch(peer)):
+                    continue
                 found.add(peer)
     return found
 

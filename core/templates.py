@@ -34,6 +34,7 @@ import json
 import logging
 import operator
 import re
+from array import array
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,8 +115,10 @@ class TemplateMiner:
         self.max_candidates = max(1, max_candidates)
         self._masker = Masker(cache_size=token_cache_size)
         self._clusters: dict[int, _Cluster] = {}
-        # Retired clusters, compactly: tokens joined by "\n" (mined text is one line, so no token holds one).
-        self._retired: dict[int, tuple[str, int]] = {}
+        # Retired clusters, compactly and indexed by cluster index: tokens joined by "\n" (mined text is one
+        # line, so no token holds one) and the final count. Live clusters have None / 0 here.
+        self._retired: list[str | None] = []
+        self._retired_count: array[int] = array("q")
         self._buckets: dict[tuple[int, str], list[int]] = {}
         self._shapes: dict[tuple[str, ...], int] = {}
         self._folded: dict[bytes, int] = {}
@@ -173,6 +176,8 @@ class TemplateMiner:
             return cid
         cid = self._next_id
         self._next_id += 1
+        self._retired.append(None)
+        self._retired_count.append(0)
         self._clusters[cid] = _Cluster(shape, count=1, last=self._tick)
         self._buckets.setdefault(key, []).append(cid)
         if len(self._clusters) > self.max_clusters:
@@ -236,29 +241,31 @@ class TemplateMiner:
             bucket.remove(cid)
             if not bucket:
                 del self._buckets[key]
-            self._retired[cid] = ("\n".join(cluster.tokens), cluster.count)
+            self._retired[cid] = "\n".join(cluster.tokens)
+            self._retired_count[cid] = cluster.count
         log.debug("retired %d least recently used template clusters", len(victims))
 
     # --- reading -------------------------------------------------------------------------------------------
+
+    def _retired_text(self, cluster: int) -> str:
+        joined = self._retired[cluster] if 0 <= cluster < len(self._retired) else None
+        if joined is None:
+            raise KeyError(f"no template cluster {cluster}")
+        return joined
 
     def _tokens(self, cluster: int) -> tuple[str, ...]:
         live = self._clusters.get(cluster)
         if live is not None:
             return live.tokens
-        retired = self._retired.get(cluster)
-        if retired is None:
-            raise KeyError(f"no template cluster {cluster}")
-        return tuple(retired[0].split("\n")) if retired[0] else ()
+        joined = self._retired_text(cluster)
+        return tuple(joined.split("\n")) if joined else ()
 
     def template(self, cluster: int) -> str:
         """The current template text of ``cluster``, with ``<NAME>`` placeholders."""
         live = self._clusters.get(cluster)
         if live is not None:
             return " ".join(live.tokens)
-        retired = self._retired.get(cluster)
-        if retired is None:
-            raise KeyError(f"no template cluster {cluster}")
-        return retired[0].replace("\n", " ")
+        return self._retired_text(cluster).replace("\n", " ")
 
     def template_id(self, cluster: int) -> str:
         """The stable id of the current template of ``cluster``."""
@@ -269,17 +276,15 @@ class TemplateMiner:
         live = self._clusters.get(cluster)
         if live is not None:
             return live.count
-        retired = self._retired.get(cluster)
-        if retired is None:
-            raise KeyError(f"no template cluster {cluster}")
-        return retired[1]
+        self._retired_text(cluster)
+        return self._retired_count[cluster]
 
     def clusters(self) -> Iterator[int]:
         """Every cluster index handed out so far (live or retired), in creation order."""
-        return iter(sorted([*self._clusters, *self._retired]))
+        return iter(range(self._next_id))
 
     def __len__(self) -> int:
-        return len(self._clusters) + len(self._retired)
+        return self._next_id
 
     def params(self, message: str, cluster: int) -> list[str]:
         """The texts that fill the placeholders of ``cluster``'s template for ``message``, in order.
@@ -348,8 +353,9 @@ class TemplateMiner:
             "tick": self._tick,
             "clusters": [[cid, list(c.tokens), c.count, c.last] for cid, c in self._clusters.items()],
             "retired": [
-                [cid, joined.split("\n") if joined else [], count]
-                for cid, (joined, count) in self._retired.items()
+                [cid, joined.split("\n") if joined else [], self._retired_count[cid]]
+                for cid, joined in enumerate(self._retired)
+                if joined is not None
             ],
         }
         return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -373,11 +379,19 @@ class TemplateMiner:
                 cluster = _Cluster(tuple(str(t) for t in tokens), count=int(count), last=int(last))
                 miner._clusters[int(cid)] = cluster
                 miner._buckets.setdefault(_bucket_key(cluster.tokens), []).append(int(cid))
-            for cid, tokens, count in state["retired"]:
-                miner._retired[int(cid)] = ("\n".join(str(t) for t in tokens), int(count))
             miner._next_id = int(state["next_id"])
+            miner._retired = [None] * miner._next_id
+            miner._retired_count = array("q", bytes(8 * miner._next_id))
+            for cid, tokens, count in state["retired"]:
+                miner._retired[int(cid)] = "\n".join(str(t) for t in tokens)
+                miner._retired_count[int(cid)] = int(count)
             miner._tick = int(state["tick"])
-        except (KeyError, TypeError, AttributeError) as exc:
+            unknown = [cid for cid in miner._clusters if not 0 <= cid < miner._next_id]
+            if unknown or any(
+                miner._retired[cid] is None and cid not in miner._clusters for cid in range(miner._next_id)
+            ):
+                raise ValueError("template miner state is malformed: cluster indices do not add up")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ValueError(f"template miner state is malformed: {type(exc).__name__} {exc}") from exc
         except json.JSONDecodeError as exc:
             raise ValueError(f"template miner state is not JSON: {exc.msg} at position {exc.pos}") from exc

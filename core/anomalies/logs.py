@@ -163,6 +163,7 @@ def detect_log_anomalies(
     anomalies += _rare_errors(table, timeline)
     anomalies += _exception_groups(table, timeline, start=start)
     anomalies += _crashes(table, timeline)
+    anomalies += _version_changes(table, timeline, start=start)
     anomalies.sort(key=lambda a: -a.score)
     return anomalies
 
@@ -392,6 +393,50 @@ def _crashes(table: LogTable, timeline: Timeline) -> list[Anomaly]:
                 magnitude=float(count),
                 evidence=Evidence(template_ids=tids, lines=lines, notes=[f"signature: {kind}"]),
                 description=f"{kind.replace('_', ' ')} signature in {service} ({count}x)",
+            )
+        )
+    return out
+
+
+DEPLOY_LEAD_SECONDS = 1800.0
+DEPLOY_LAG_SECONDS = 300.0
+
+
+def _version_changes(table: LogTable, timeline: Timeline, *, start: float | None) -> list[Anomaly]:
+    """A service whose logs start reporting a new build shortly before (or just after) the incident start."""
+    per_service: dict[int, list[tuple[float, int, str, int]]] = {}
+    for (sid, _), seen in table.versions.items():
+        moment = seen.first_ts if timeline.basis == "timestamps" else float(seen.first_pos)
+        per_service.setdefault(sid, []).append((moment, seen.first_pos, seen.value, seen.count))
+    out: list[Anomaly] = []
+    for sid, seen_list in per_service.items():
+        if len(seen_list) < 2:
+            continue
+        seen_list.sort()
+        (_, _, old, _), (new_at, _, new, count) = seen_list[-2], seen_list[-1]
+        if not math.isfinite(new_at) or new_at <= timeline.start:
+            continue
+        near = start is not None and start - DEPLOY_LEAD_SECONDS <= new_at <= start + DEPLOY_LAG_SECONDS
+        if timeline.basis != "timestamps":
+            near = start is not None and abs(new_at - start) <= 10 * timeline.width
+        service = table.services[sid]
+        score = (6.0 if near else 2.0) + math.log1p(count) * 0.2
+        when = ""
+        if start is not None and timeline.basis == "timestamps":
+            delta = start - new_at
+            when = f", {abs(delta):.0f} s {'before' if delta >= 0 else 'after'} the incident start"
+        out.append(
+            Anomaly(
+                kind="version_change",
+                source="logs",
+                subject=service,
+                service=None if service == NO_SERVICE else service,
+                start=timeline.to_time(new_at),
+                end=timeline.to_time(new_at),
+                score=round(score, 3),
+                direction="none",
+                evidence=Evidence(notes=[f"version {old} → {new}" + when]),
+                description=f"{service} started running version {new} (was {old}){when}",
             )
         )
     return out

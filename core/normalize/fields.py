@@ -328,9 +328,88 @@ def _text_of(flat: dict[str, Scalar], key: str | None) -> str | None:
     return scalar_text(flat.pop(key))[: MAX_ATTRIBUTE_KEY * 2]
 
 
+_EVENT_TIME_KEYS: Final = (
+    "lastTimestamp",
+    "eventTime",
+    "deprecatedLastTimestamp",
+    "firstTimestamp",
+    "metadata.creationTimestamp",
+)
+_WORKLOAD_KINDS: Final = frozenset(
+    {
+        "Pod",
+        "ReplicaSet",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "Service",
+    }
+)
+
+
+def _kubernetes_event(flat: dict[str, Scalar]) -> Fields | None:
+    """A Kubernetes Event object (``kubectl get events -o json`` items, event exporters), or None.
+
+    The message reads like kubectl's columns: ``<reason> <kind>/<name>: <message>``; Warning events are WARN.
+    """
+    if flat.get("kind") != "Event":
+        return None
+    prefix = (
+        "involvedObject."
+        if "involvedObject.name" in flat
+        else "regarding."
+        if "regarding.name" in flat
+        else None
+    )
+    if prefix is None:
+        return None
+    name = scalar_text(flat[prefix + "name"])
+    kind = scalar_text(flat.get(prefix + "kind", "")) or "Object"
+    fields: Fields = {}
+    for key in _EVENT_TIME_KEYS:
+        value = flat.get(key)
+        if value not in (None, "", "-"):
+            moment = parse_time_value(value)
+            if moment is not None:
+                fields["timestamp"] = moment
+                break
+    event_type = scalar_text(flat.get("type", ""))
+    fields["severity"] = (
+        Severity.WARN
+        if event_type == "Warning"
+        else Severity.INFO
+        if event_type == "Normal"
+        else Severity.UNSPECIFIED
+    )
+    fields["severity_text"] = event_type[:32] or None
+    if kind == "Pod":
+        fields["pod"] = name
+    if kind in _WORKLOAD_KINDS:
+        fields["service"] = workload_from_pod(name) if kind in ("Pod", "ReplicaSet", "Job") else name
+    elif kind == "Node":
+        fields["host"] = name
+    component = (
+        flat.get("source.component") or flat.get("reportingComponent") or flat.get("reportingController")
+    )
+    if component:
+        fields["logger"] = scalar_text(component)
+    reason = scalar_text(flat.get("reason", ""))
+    message = scalar_text(flat.get("message", flat.get("note", "")))
+    fields["message"] = f"{reason} {kind.lower()}/{name}: {message}".strip()
+    kept = (key for key in flat if key not in ("message", "note"))
+    fields["attributes"] = bounded_attributes((key, scalar_text(flat[key])) for key in kept)
+    return fields
+
+
 def fields_from_flat(flat: dict[str, Scalar], *, raw: str) -> Fields:
     """Map a flattened structured record onto LogRecord fields. ``flat`` is consumed: what remains
     becomes the attributes. ``raw`` stands in as the message when no message field exists."""
+    event = _kubernetes_event(flat)
+    if event is not None:
+        return event
     fields: Fields = {}
     time_key, level_key, pod_key, service_key, host_key, logger_key, message_key = _pick(flat)
     if time_key is not None:

@@ -24,6 +24,7 @@ from faultmaven.settings import Settings
 log = logging.getLogger(__name__)
 
 EXAMPLE_CHARS = 200
+RESOLVED_CACHE = 50_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,7 @@ def _report(issues: list[ParseIssue], out: TextIO) -> None:
 
 
 def _write_jsonl(miner: TemplateMiner, ledger: _Ledger, sources: list[str] | None, out: TextIO) -> None:
-    # Each cluster's final template, encoded once.
+    # Each cluster's final template, encoded once (a bounded cache: records of a cluster come in runs).
     resolved: dict[int, str] = {}
     source_json = [json.dumps(s, ensure_ascii=False) for s in sources] if sources is not None else None
     chunk: list[str] = []
@@ -105,6 +106,8 @@ def _write_jsonl(miner: TemplateMiner, ledger: _Ledger, sources: list[str] | Non
     ):
         tail = resolved.get(cluster)
         if tail is None:
+            if len(resolved) >= RESOLVED_CACHE:
+                resolved.clear()
             template = miner.template(cluster)
             tail = resolved[cluster] = (
                 f'"template_id": "{template_id_for(template)}", '

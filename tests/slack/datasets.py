@@ -32,35 +32,35 @@ def orders_api_log(*, minutes: int = 25, seed: int = 7) -> str:
         if not incident:
             took = rng.randint(18, 90)
             lines.append(
-                f"ts={_stamp(moment)} level=info service=orders-api msg=\"request completed\" method=POST "
+                f'ts={_stamp(moment)} level=info service=orders-api msg="request completed" method=POST '
                 f"path=/v1/orders status=201 duration_ms={took} trace_id={trace} order_id={order}"
             )
             if rng.random() < 0.08:
                 lines.append(
-                    f"ts={_stamp(moment)} level=debug service=orders-api msg=\"db pool stats\" pool=orders-db "
+                    f'ts={_stamp(moment)} level=debug service=orders-api msg="db pool stats" pool=orders-db '
                     f"open={rng.randint(8, 14)} in_use={rng.randint(2, 9)} idle={rng.randint(3, 8)} wait_count=0"
                 )
             continue
         roll = rng.random()
         if roll < 0.45:
             lines.append(
-                f"ts={_stamp(moment)} level=error service=orders-api msg=\"failed to acquire connection from pool\" "
-                f"pool=orders-db error=\"context deadline exceeded: timeout after 5000ms\" in_use=50 idle=0 "
+                f'ts={_stamp(moment)} level=error service=orders-api msg="failed to acquire connection from pool" '
+                f'pool=orders-db error="context deadline exceeded: timeout after 5000ms" in_use=50 idle=0 '
                 f"waiting={rng.randint(60, 140)} trace_id={trace}"
             )
         elif roll < 0.65:
             lines.append(
-                f"ts={_stamp(moment)} level=error service=orders-api msg=\"insert order failed\" "
-                f"error=\"pq: sorry, too many clients already\" order_id={order} trace_id={trace}"
+                f'ts={_stamp(moment)} level=error service=orders-api msg="insert order failed" '
+                f'error="pq: sorry, too many clients already" order_id={order} trace_id={trace}'
             )
         elif roll < 0.7:
             lines.append(
-                f"ts={_stamp(moment)} level=warn service=orders-api msg=\"db pool stats\" pool=orders-db open=50 "
+                f'ts={_stamp(moment)} level=warn service=orders-api msg="db pool stats" pool=orders-db open=50 '
                 f"in_use=50 idle=0 wait_count={rng.randint(200, 900)} max_open=50"
             )
         else:
             lines.append(
-                f"ts={_stamp(moment)} level=warn service=orders-api msg=\"request completed\" method=POST "
+                f'ts={_stamp(moment)} level=warn service=orders-api msg="request completed" method=POST '
                 f"path=/v1/orders status=503 duration_ms={rng.randint(5001, 5090)} trace_id={trace}"
             )
     return "\n".join(lines) + "\n"

@@ -118,7 +118,9 @@ class FakeSlack:
     def next_ts(self) -> str:
         return f"{1_780_000_000 + next(self._ts)}.{next(self._ids):06d}"
 
-    def add_file(self, name: str, content: bytes, *, mimetype: str = "text/plain", filetype: str = "text") -> dict[str, Any]:
+    def add_file(
+        self, name: str, content: bytes, *, mimetype: str = "text/plain", filetype: str = "text"
+    ) -> dict[str, Any]:
         """Store a file and return its Slack file object (as events and conversations.replies carry it)."""
         file_id = f"F{next(self._ids):08d}"
         self.files[file_id] = StoredFile(file_id, name, content, mimetype, filetype)
@@ -136,7 +138,12 @@ class FakeSlack:
         }
 
     def add_message(
-        self, channel: str, *, user: str, text: str, thread_ts: str | None = None,
+        self,
+        channel: str,
+        *,
+        user: str,
+        text: str,
+        thread_ts: str | None = None,
         files: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A human message in a channel (what the user typed before the event reaches the bot)."""
@@ -156,7 +163,8 @@ class FakeSlack:
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         return [
-            m for m in self.channels.get(channel, [])
+            m
+            for m in self.channels.get(channel, [])
             if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts
         ]
 
@@ -169,9 +177,9 @@ class FakeSlack:
                 return m
         raise KeyError(ts)
 
-    async def wait_for(self, predicate: Any, *, timeout: float = 15.0) -> None:
+    async def wait_for(self, predicate: Any, *, wait_seconds: float = 15.0) -> None:
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            await asyncio.wait_for(self._changed.wait_for(predicate), wait_seconds)
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -208,8 +216,15 @@ class FakeSlack:
         return web.json_response(result)
 
     def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "team_id": TEAM_ID, "team": "Test", "user_id": BOT_USER_ID, "bot_id": BOT_ID,
-                "user": "faultmaven", "url": "https://test.slack.example/"}
+        return {
+            "ok": True,
+            "team_id": TEAM_ID,
+            "team": "Test",
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "user": "faultmaven",
+            "url": "https://test.slack.example/",
+        }
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel") or "")
@@ -217,8 +232,12 @@ class FakeSlack:
             return {"ok": False, "error": "not_in_channel"}
         ts = self.next_ts()
         message: dict[str, Any] = {
-            "type": "message", "ts": ts, "bot_id": BOT_ID, "user": BOT_USER_ID,
-            "text": args.get("text", ""), "blocks": _json_arg(args.get("blocks")) or [],
+            "type": "message",
+            "ts": ts,
+            "bot_id": BOT_ID,
+            "user": BOT_USER_ID,
+            "text": args.get("text", ""),
+            "blocks": _json_arg(args.get("blocks")) or [],
         }
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
@@ -275,8 +294,14 @@ class FakeSlack:
 
     def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user") or "")
-        profile = {"id": user, "name": user.lower(), "deleted": False, "is_bot": False,
-                   "is_restricted": False, "is_ultra_restricted": False}
+        profile = {
+            "id": user,
+            "name": user.lower(),
+            "deleted": False,
+            "is_bot": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+        }
         profile.update(self.users.get(user, {}))
         return {"ok": True, "user": profile}
 
@@ -286,6 +311,22 @@ class FakeSlack:
         view = _json_arg(args.get("view")) or {}
         self.views.append({"trigger_id": args["trigger_id"], "view": view})
         return {"ok": True, "view": {"id": f"V{next(self._ids):06d}", **view}}
+
+    def _m_oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("code") != "oauth-code-1":
+            return {"ok": False, "error": "invalid_code"}
+        return {
+            "ok": True,
+            "app_id": "A0TEST",
+            "authed_user": {"id": "U0INSTALL1"},
+            "scope": "chat:write,commands",
+            "token_type": "bot",
+            "access_token": self.bot_token,
+            "bot_user_id": BOT_USER_ID,
+            "team": {"id": TEAM_ID, "name": "Test"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"}

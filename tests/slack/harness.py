@@ -82,7 +82,9 @@ class SlackHarness:
         self, body: str, *, content_type: str, headers: dict[str, str] | None = None, signed: bool = True
     ) -> Posted:
         all_headers = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
-        async with self.http.post(f"{self.base_url}/slack/events", data=body.encode(), headers=all_headers) as r:
+        async with self.http.post(
+            f"{self.base_url}/slack/events", data=body.encode(), headers=all_headers
+        ) as r:
             return Posted(r.status, await r.text())
 
     def event_body(self, event: dict[str, Any], *, event_id: str | None = None) -> str:
@@ -100,8 +102,14 @@ class SlackHarness:
         )
 
     async def mention(
-        self, text: str, *, user: str = RESPONDER, channel: str = CHANNEL, thread_ts: str | None = None,
-        files: list[dict[str, Any]] | None = None, event_id: str | None = None,
+        self,
+        text: str,
+        *,
+        user: str = RESPONDER,
+        channel: str = CHANNEL,
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+        event_id: str | None = None,
     ) -> tuple[dict[str, Any], Posted]:
         """A user posts ``@FaultMaven text`` (recorded in the fake channel), and Slack sends app_mention."""
         message = self.fake.add_message(
@@ -129,7 +137,12 @@ class SlackHarness:
         return await self.post(urlencode(form), content_type="application/x-www-form-urlencoded")
 
     async def click(
-        self, message: dict[str, Any], action: dict[str, Any], *, user: str = RESPONDER, channel: str = CHANNEL
+        self,
+        message: dict[str, Any],
+        action: dict[str, Any],
+        *,
+        user: str = RESPONDER,
+        channel: str = CHANNEL,
     ) -> Posted:
         """A user clicks a button of a bot message (the payload Slack sends for block_actions)."""
         payload = {
@@ -144,10 +157,19 @@ class SlackHarness:
             "response_url": self.fake.response_url(f"act{next(self._ids)}"),
             "actions": [{**action, "type": "button", "block_id": "b", "action_ts": str(time.time())}],
         }
-        return await self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded")
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded"
+        )
 
-    async def submit_view(self, view: dict[str, Any], values: dict[str, str], *, user: str = RESPONDER) -> Posted:
-        state = {"values": {block_id: {"value": {"type": "plain_text_input", "value": v}} for block_id, v in values.items()}}
+    async def submit_view(
+        self, view: dict[str, Any], values: dict[str, str], *, user: str = RESPONDER
+    ) -> Posted:
+        state = {
+            "values": {
+                block_id: {"value": {"type": "plain_text_input", "value": v}}
+                for block_id, v in values.items()
+            }
+        }
         payload = {
             "type": "view_submission",
             "team": {"id": TEAM_ID},
@@ -155,7 +177,9 @@ class SlackHarness:
             "api_app_id": "A0TEST",
             "view": {**view, "id": "V0001", "state": state},
         }
-        return await self.post(urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded")
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), content_type="application/x-www-form-urlencoded"
+        )
 
 
 def find_action(message: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -167,7 +191,9 @@ def find_action(message: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return out
 
 
-async def start_harness(fake: FakeSlack, data_dir: Path, **overrides: Any) -> tuple[SlackHarness, web.AppRunner]:
+async def start_harness(
+    fake: FakeSlack, data_dir: Path, **overrides: Any
+) -> tuple[SlackHarness, web.AppRunner]:
     settings = make_settings(data_dir, fake, **overrides)
     app = create_app(settings, Services(settings), extensions=[slack_routes])
     runner = web.AppRunner(app, access_log=None)
@@ -178,4 +204,6 @@ async def start_harness(fake: FakeSlack, data_dir: Path, **overrides: Any) -> tu
     assert server is not None
     port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     http = aiohttp.ClientSession()
-    return SlackHarness(fake=fake, settings=settings, base_url=f"http://127.0.0.1:{port}", app=app, http=http), runner
+    return SlackHarness(
+        fake=fake, settings=settings, base_url=f"http://127.0.0.1:{port}", app=app, http=http
+    ), runner

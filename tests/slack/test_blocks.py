@@ -33,8 +33,12 @@ def _answer(*, steps: int = 3, causes: int = 2, long: int = 0, lines: int = 3) -
                 category=Category.CONNECTION_POOL_EXHAUSTION,
                 confidence=max(0.05, 0.8 - i * 0.1),
                 evidence=Evidence(
-                    lines=[EvidenceLine(source="orders-api.log", line=100 + j, text="failed to acquire `conn`" + filler)
-                           for j in range(lines)],
+                    lines=[
+                        EvidenceLine(
+                            source="orders-api.log", line=100 + j, text="failed to acquire `conn`" + filler
+                        )
+                        for j in range(lines)
+                    ],
                     notes=["431 errors in 10 minutes" + filler],
                     series=["orders_db_connections_active"],
                 ),
@@ -42,11 +46,17 @@ def _answer(*, steps: int = 3, causes: int = 2, long: int = 0, lines: int = 3) -
             for i in range(causes)
         ],
         next_steps=[
-            NextStep(id=f"ns-{i:03d}", title=f"Check pool settings {i}", command="kubectl get pods -n orders",
-                     why="the pool is full" + filler)
+            NextStep(
+                id=f"ns-{i:03d}",
+                title=f"Check pool settings {i}",
+                command="kubectl get pods -n orders",
+                why="the pool is full" + filler,
+            )
             for i in range(steps)
         ],
-        similar_incidents=[SimilarIncident(id="inc-1", title="orders pool exhausted", score=0.7, fix="raise pool")],
+        similar_incidents=[
+            SimilarIncident(id="inc-1", title="orders pool exhausted", score=0.7, fix="raise pool")
+        ],
     )
 
 
@@ -74,7 +84,9 @@ def _check_limits(rendered: blocks.RenderedMessage) -> None:
                 assert len(element["action_id"]) <= blocks.ID_LIMIT
                 assert len(element["value"]) <= blocks.BUTTON_VALUE_LIMIT
         assert len(block.get("block_id", "")) <= blocks.ID_LIMIT
-    action_ids = [e["action_id"] for b in rendered.blocks for e in b.get("elements") or [] if "action_id" in e]
+    action_ids = [
+        e["action_id"] for b in rendered.blocks for e in b.get("elements") or [] if "action_id" in e
+    ]
     assert len(action_ids) == len(set(action_ids)), "action ids must be unique within a message"
 
 
@@ -86,7 +98,12 @@ def test_a_normal_answer_renders_whole() -> None:
     assert "&lt;pool exhausted&gt; &amp; 503s" in text  # mrkdwn control characters escaped
     assert "Connection pool exhausted #0" in text and "80% confidence" in text
     assert "orders-api.log:100" in text
-    accept = [e for b in rendered.blocks for e in b.get("elements") or [] if e.get("action_id", "").startswith("fm_accept:")]
+    accept = [
+        e
+        for b in rendered.blocks
+        for e in b.get("elements") or []
+        if e.get("action_id", "").startswith("fm_accept:")
+    ]
     assert [e["action_id"] for e in accept] == ["fm_accept:ns-000", "fm_accept:ns-001", "fm_accept:ns-002"]
     value = blocks.ButtonValue.decode(accept[1]["value"])
     assert value == blocks.ButtonValue(s="slack-abc", i="ns-001", k="next_step")
@@ -116,8 +133,20 @@ def test_verdicts_and_resolution_show_on_rerender() -> None:
     session = Session(
         id="slack-abc",
         feedback=[
-            Feedback(session_id="slack-abc", item_id="ns-001", item_kind="next_step", verdict="accept", user_id="U1"),
-            Feedback(session_id="slack-abc", item_id="ns-001", item_kind="next_step", verdict="reject", user_id="U2"),
+            Feedback(
+                session_id="slack-abc",
+                item_id="ns-001",
+                item_kind="next_step",
+                verdict="accept",
+                user_id="U1",
+            ),
+            Feedback(
+                session_id="slack-abc",
+                item_id="ns-001",
+                item_kind="next_step",
+                verdict="reject",
+                user_id="U2",
+            ),
         ],
     )
     rendered = blocks.render_answer(answer, session=session)
@@ -133,22 +162,36 @@ def test_mark_feedback_adds_then_replaces_the_mark() -> None:
     assert once[index]["elements"][0]["text"] == "✅ accepted by <@U123>"
     twice = blocks.mark_feedback(once, item_id="ns-002", verdict="reject", user_id="U456")
     assert len(twice) == len(once)
-    assert [b for b in twice if b.get("block_id") == "fb:ns-002"][0]["elements"][0]["text"] == "❌ rejected by <@U456>"
+    assert (
+        next(b for b in twice if b.get("block_id") == "fb:ns-002")["elements"][0]["text"]
+        == "❌ rejected by <@U456>"
+    )
     assert len(original) == len(once) - 1  # the input is not modified
 
 
 @given(st.text(max_size=300))
 def test_button_values_decode_or_are_refused(raw: str) -> None:
     value = blocks.ButtonValue.decode(raw)
-    assert value is None or value.encode() and blocks.ButtonValue.decode(value.encode()) == value
+    assert value is None or (value.encode() and blocks.ButtonValue.decode(value.encode()) == value)
 
 
 def test_modal_values_and_metadata() -> None:
-    view = blocks.resolve_modal("slack-abc", channel=CHANNEL, message_ts="1.2", root_cause_hint="pool exhausted")
+    view = blocks.resolve_modal(
+        "slack-abc", channel=CHANNEL, message_ts="1.2", root_cause_hint="pool exhausted"
+    )
     assert view["callback_id"] == blocks.RESOLVE_CALLBACK
-    assert json.loads(view["private_metadata"]) == {"session_id": "slack-abc", "channel": CHANNEL, "message_ts": "1.2"}
-    state = {"values": {"root_cause": {"value": {"value": "  pool  "}}, "fix": {"value": {"value": "raise"}},
-                        "title": {"value": {"value": None}}}}
+    assert json.loads(view["private_metadata"]) == {
+        "session_id": "slack-abc",
+        "channel": CHANNEL,
+        "message_ts": "1.2",
+    }
+    state = {
+        "values": {
+            "root_cause": {"value": {"value": "  pool  "}},
+            "fix": {"value": {"value": "raise"}},
+            "title": {"value": {"value": None}},
+        }
+    }
     assert blocks.modal_values({"state": state}) == {"root_cause": "pool", "fix": "raise"}
 
 
@@ -158,8 +201,15 @@ async def test_truncated_answers_get_the_full_report_as_a_file(fake_slack: FakeS
     try:
         message = await bot.client.chat_postMessage(channel=CHANNEL, thread_ts="1.1", text="…")
         big = _answer(steps=40, causes=8, long=150)
-        await bot._publish(bot.client, big, session=None, attachments=Attachments(), channel=CHANNEL,
-                           thread_ts="1.1", message_ts=str(message["ts"]))
+        await bot._publish(
+            bot.client,
+            big,
+            session=None,
+            attachments=Attachments(),
+            channel=CHANNEL,
+            thread_ts="1.1",
+            message_ts=str(message["ts"]),
+        )
         updated = fake_slack.message(CHANNEL, str(message["ts"]))
         assert 0 < len(updated["blocks"]) <= 50
         uploads = list(fake_slack.uploads.values())

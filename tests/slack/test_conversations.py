@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 
 from bot.app import INTERIM_TEXT, session_id_for
@@ -94,18 +96,22 @@ async def test_direct_message_is_answered(slack: SlackHarness) -> None:
 
 
 async def test_log_and_metric_attachments_are_analyzed(slack: SlackHarness) -> None:
-    log_file = slack.fake.add_file("orders-api.log.gz", gzipped(orders_api_log()), mimetype="application/gzip",
-                                   filetype="gzip")
+    log_file = slack.fake.add_file(
+        "orders-api.log.gz", gzipped(orders_api_log()), mimetype="application/gzip", filetype="gzip"
+    )
     event, _ = await slack.mention("what is wrong with orders-api?", files=[log_file])
     # Metrics shared later in the thread are picked up from conversations.replies.
-    metrics = slack.fake.add_file("orders-metrics.csv", orders_api_metrics_csv().encode(), mimetype="text/csv",
-                                  filetype="csv")
+    metrics = slack.fake.add_file(
+        "orders-metrics.csv", orders_api_metrics_csv().encode(), mimetype="text/csv", filetype="csv"
+    )
     await slack.settle()
     await slack.mention("here are the metrics too", thread_ts=event["ts"], files=[metrics])
     await slack.settle()
 
     # Downloads carry the bot token.
-    assert slack.fake.download_auth and all(a == f"Bearer {slack.fake.bot_token}" for a in slack.fake.download_auth)
+    assert slack.fake.download_auth and all(
+        a == f"Bearer {slack.fake.bot_token}" for a in slack.fake.download_auth
+    )
     session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, event["ts"]))
     assert [t.kind.value for t in session.turns] == ["query_and_data", "query_and_data"]
     last = session.last_answer
@@ -125,7 +131,9 @@ async def test_log_and_metric_attachments_are_analyzed(slack: SlackHarness) -> N
 
 
 async def test_unsupported_files_get_a_clear_reply(slack: SlackHarness) -> None:
-    png = slack.fake.add_file("grafana.png", b"\x89PNG\r\n\x1a\n" + bytes(200), mimetype="image/png", filetype="png")
+    png = slack.fake.add_file(
+        "grafana.png", b"\x89PNG\r\n\x1a\n" + bytes(200), mimetype="image/png", filetype="png"
+    )
     blob = slack.fake.add_file("core.dump", bytes(range(256)) * 8, mimetype="text/plain", filetype="text")
     event, _ = await slack.mention("", files=[png, blob])
     await slack.settle()
@@ -168,26 +176,40 @@ async def test_retried_event_is_answered_once(slack: SlackHarness) -> None:
     assert len(session.turns) == 1
 
 
-async def test_forged_and_stale_requests_are_refused(slack: SlackHarness) -> None:
-    message = slack.fake.add_message(CHANNEL, user=RESPONDER, text=f"<@{BOT_USER_ID}> hi")
+async def test_forged_and_stale_requests_are_refused(slack: SlackHarness, caplog) -> None:
+    # Bolt copies the root level when the app is built; production logging is at INFO.
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="slack_bolt.RequestVerification")
+    message = slack.fake.add_message(
+        CHANNEL, user=RESPONDER, text=f"<@{BOT_USER_ID}> prod db password is hunter2"
+    )
     body = slack.event_body({**message, "type": "app_mention", "channel": CHANNEL})
     forged = await slack.post(
-        body, content_type="application/json", signed=False,
+        body,
+        content_type="application/json",
+        signed=False,
         headers={"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64},
     )
     assert forged.status == 401
     from tests.slack.harness import sign
 
-    stale = await slack.post(body, content_type="application/json", signed=False,
-                             headers=sign(body, timestamp=int(time.time()) - 60 * 10))
+    stale = await slack.post(
+        body,
+        content_type="application/json",
+        signed=False,
+        headers=sign(body, timestamp=int(time.time()) - 60 * 10),
+    )
     assert stale.status == 401
-    wrong_secret = await slack.post(body, content_type="application/json", signed=False,
-                                    headers=sign(body, secret="not-the-secret"))
+    wrong_secret = await slack.post(
+        body, content_type="application/json", signed=False, headers=sign(body, secret="not-the-secret")
+    )
     assert wrong_secret.status == 401
     unsigned = await slack.post(body, content_type="application/json", signed=False)
     assert unsigned.status == 401
     await slack.settle()
     assert slack.fake.calls_to("chat.postMessage") == []
+    assert "Invalid request signature" in caplog.text
+    assert "hunter2" not in caplog.text  # refused bodies are not logged
 
 
 async def test_rate_limited_web_api_is_retried_after_retry_after(slack: SlackHarness) -> None:
@@ -201,7 +223,9 @@ async def test_rate_limited_web_api_is_retried_after_retry_after(slack: SlackHar
     assert len(slack.fake.bot_replies(CHANNEL, event["ts"])) == 1
 
 
-async def test_engine_failure_replies_with_an_error_id_not_the_exception(slack: SlackHarness, monkeypatch, caplog) -> None:
+async def test_engine_failure_replies_with_an_error_id_not_the_exception(
+    slack: SlackHarness, monkeypatch, caplog
+) -> None:
     secret_detail = "pg password=hunter2 at 10.0.0.5"
 
     async def broken_ask(question):  # the real troubleshooter, made to fail as an outage would
@@ -216,3 +240,53 @@ async def test_engine_failure_replies_with_an_error_id_not_the_exception(slack: 
     error_id = reply["text"].split("`")[1]
     logged = [r for r in caplog.records if getattr(r, "error_id", None) == error_id]
     assert logged and logged[0].exc_info is not None
+
+
+async def test_listener_failure_goes_through_the_global_error_handler(
+    slack: SlackHarness, monkeypatch, caplog
+) -> None:
+    async def store_down(key: str) -> bool:
+        raise ConnectionError("redis://:s3cret@10.0.0.9:6379 unreachable")
+
+    monkeypatch.setattr(slack.bot, "_claim", store_down)
+    event, response = await slack.mention(QUESTION)
+    assert response.status in (200, 500)
+    await slack.settle()
+    replies = slack.fake.bot_replies(CHANNEL, event["ts"])
+    assert len(replies) == 1
+    assert "error id" in replies[0]["text"] and "s3cret" not in replies[0]["text"]
+    error_id = replies[0]["text"].split("`")[1]
+    assert any(getattr(r, "error_id", None) == error_id and r.exc_info for r in caplog.records)
+
+
+async def test_first_turn_reads_what_people_said_earlier_in_the_thread(slack: SlackHarness) -> None:
+    root = slack.fake.add_message(
+        CHANNEL, user="U0ONCALL01", text="checkout started failing right after deploy 4.2.1"
+    )
+    slack.fake.add_message(
+        CHANNEL, user="U0ONCALL02", text="seeing 'too many clients' from orders-db", thread_ts=root["ts"]
+    )
+    await slack.mention("what is going on?", thread_ts=root["ts"])
+    await slack.settle()
+    session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, root["ts"]))
+    question = session.turns[0].question
+    assert question.startswith("what is going on?")
+    assert "deploy 4.2.1" in question and "too many clients" in question
+    # Later turns rely on the session, not on the thread again.
+    await slack.mention("and now?", thread_ts=root["ts"])
+    await slack.settle()
+    session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, root["ts"]))
+    assert session.turns[1].question == "and now?"
+
+
+async def test_two_quick_mentions_in_one_thread_both_count(slack: SlackHarness) -> None:
+    event, _ = await slack.mention(QUESTION)
+    await slack.settle()
+    await asyncio.gather(
+        slack.mention("is it the migration job?", thread_ts=event["ts"]),
+        slack.mention("or the new pool settings?", thread_ts=event["ts"]),
+    )
+    await slack.settle()
+    session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, event["ts"]))
+    assert [t.number for t in session.turns] == [1, 2, 3]
+    assert len(slack.fake.bot_replies(CHANNEL, event["ts"])) == 3

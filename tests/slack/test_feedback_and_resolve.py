@@ -6,7 +6,15 @@ from bot.app import NOT_ALLOWED, session_id_for
 from bot.blocks import ACTION_ACCEPT, ACTION_REJECT, ACTION_RESOLVE, RESOLVE_CALLBACK, ButtonValue
 from tests.slack.datasets import orders_api_log
 from tests.slack.fake_slack import TEAM_ID
-from tests.slack.harness import CHANNEL, GROUP_MEMBER, ONCALL_GROUP, RESPONDER, VIEWER, SlackHarness, find_action
+from tests.slack.harness import (
+    CHANNEL,
+    GROUP_MEMBER,
+    ONCALL_GROUP,
+    RESPONDER,
+    VIEWER,
+    SlackHarness,
+    find_action,
+)
 
 QUESTION = "orders-api returns 503 and logs 'failed to acquire connection from pool', what should we do?"
 
@@ -66,7 +74,9 @@ async def test_accept_by_a_user_group_member_is_recorded(slack: SlackHarness) ->
     await slack.settle()
     assert f"✅ accepted by <@{GROUP_MEMBER}>" in _contexts(slack.fake.message(CHANNEL, answer["ts"]))
     # Membership is cached: a second click does not ask Slack again.
-    await slack.click(slack.fake.message(CHANNEL, answer["ts"]), find_action(answer, ACTION_REJECT)[0], user=GROUP_MEMBER)
+    await slack.click(
+        slack.fake.message(CHANNEL, answer["ts"]), find_action(answer, ACTION_REJECT)[0], user=GROUP_MEMBER
+    )
     await slack.settle()
     assert len(slack.fake.calls_to("usergroups.users.list")) == 1
     marks = _contexts(slack.fake.message(CHANNEL, answer["ts"]))
@@ -128,19 +138,28 @@ async def test_mark_resolved_stores_an_incident_that_a_new_session_finds(slack: 
     incidents = await slack.bot.services.stores.history.list_incidents()
     assert len(incidents) == 1
     case = incidents[0]
-    assert (case.session_id, case.fix, case.root_cause, case.resolved_by) == (session_id, fix, root_cause, RESPONDER)
+    assert (case.session_id, case.fix, case.root_cause, case.resolved_by) == (
+        session_id,
+        fix,
+        root_cause,
+        RESPONDER,
+    )
     thread = slack.fake.bot_replies(CHANNEL, event["ts"])
     assert any(case.id in m["text"] and "Resolved" in m["text"] for m in thread)
     session = await slack.bot.troubleshooter.get_session(session_id)
     assert session.resolved is not None and session.resolved.id == case.id
 
     # A new incident, in a new thread: the answer points at the resolved one.
-    event2, _ = await slack.mention("orders-api 503s again: failed to acquire connection from pool, pool exhausted")
+    event2, _ = await slack.mention(
+        "orders-api 503s again: failed to acquire connection from pool, pool exhausted"
+    )
     await slack.settle()
     second = slack.fake.bot_replies(CHANNEL, event2["ts"])[0]
     new_session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, event2["ts"]))
     assert case.id in [s.id for s in new_session.last_answer.similar_incidents]  # type: ignore[union-attr]
-    rendered = "\n".join(b.get("text", {}).get("text", "") for b in second["blocks"] if isinstance(b.get("text"), dict))
+    rendered = "\n".join(
+        b.get("text", {}).get("text", "") for b in second["blocks"] if isinstance(b.get("text"), dict)
+    )
     assert "Similar past incidents" in rendered and case.id in rendered
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bot.files import (
     Attachments,
+    DownloadRefusedError,
     FileTooLargeError,
     SlackFile,
     classify_content,
@@ -58,7 +59,10 @@ def test_classify_content_never_fails(name: str, head: str) -> None:
                 "files": st.lists(
                     st.fixed_dictionaries(
                         {"id": st.sampled_from(["F1", "F2", "F3", ""])},
-                        optional={"name": st.text(max_size=20), "mode": st.sampled_from(["hosted", "tombstone"])},
+                        optional={
+                            "name": st.text(max_size=20),
+                            "mode": st.sampled_from(["hosted", "tombstone"]),
+                        },
                     ),
                     max_size=4,
                 )
@@ -76,7 +80,10 @@ def test_collect_files_dedupes_and_skips_deleted(messages: list[dict]) -> None:
 
 def test_classify_by_name_extension_and_content() -> None:
     assert classify_content("node-metrics.json", "[]") == "metrics"
-    assert classify_content("query.json", '{"status":"success","data":{"resultType":"matrix","result":[]}}') == "metrics"
+    assert (
+        classify_content("query.json", '{"status":"success","data":{"resultType":"matrix","result":[]}}')
+        == "metrics"
+    )
     assert classify_content("latency.csv", "timestamp,p99_ms\n2026-05-02T14:00:00Z,70\n") == "metrics"
     assert classify_content("kibana-export.csv", '"@timestamp","host","message"\n') == "logs"
     assert classify_content("points.json", '[{"timestamp": 1, "value": 2}]') == "metrics"
@@ -100,8 +107,18 @@ def test_engine_input_from_each_kind() -> None:
     out = Attachments()
     to_engine_input("orders-api.log.gz", gzip.compress(orders_api_log().encode()), max_bytes=10**7, into=out)
     to_engine_input("orders-metrics.csv", orders_api_metrics_csv().encode(), max_bytes=10**7, into=out)
-    prom = {"status": "success", "data": {"resultType": "matrix", "result": [
-        {"metric": {"__name__": "up", "job": "orders"}, "values": [[1_780_000_000, "1"], [1_780_000_060, "0"]]}]}}
+    prom = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "up", "job": "orders"},
+                    "values": [[1_780_000_000, "1"], [1_780_000_060, "0"]],
+                }
+            ],
+        },
+    }
     to_engine_input("prom.json", json.dumps(prom).encode(), max_bytes=10**7, into=out)
     to_engine_input("blob.log", bytes(range(256)) * 4, max_bytes=10**7, into=out)
     to_engine_input("empty.log", b"\n\n", max_bytes=10**7, into=out)
@@ -123,7 +140,7 @@ def test_engine_input_from_each_kind() -> None:
 def test_binary_sniffing() -> None:
     assert looks_binary(b"\x00\x01\x02")
     assert not looks_binary("héllo wörld\n".encode())
-    assert not looks_binary("ok".encode() + "é".encode()[:1])  # a UTF-8 sequence cut at the sniff boundary
+    assert not looks_binary(b"ok" + "é".encode()[:1])  # a UTF-8 sequence cut at the sniff boundary
 
 
 async def test_download_uses_the_bot_token_and_stops_at_the_cap(fake_slack: FakeSlack) -> None:
@@ -139,12 +156,18 @@ async def test_download_uses_the_bot_token_and_stops_at_the_cap(fake_slack: Fake
             await download(session, unsized, token=BOT_TOKEN, max_bytes=10_000, timeout_seconds=5)
         with pytest.raises(FileTooLargeError):
             await download(session, file, token=BOT_TOKEN, max_bytes=10_000, timeout_seconds=5)
-        with pytest.raises(ValueError, match="web page"):
+        with pytest.raises(DownloadRefusedError, match="web page"):
             await download(session, file, token="xoxb-wrong", max_bytes=10**7, timeout_seconds=5)
 
         gathered = await gather_attachments(
-            session, [file, SlackFile.model_validate(fake_slack.add_file("shot.png", b"\x89PNG", mimetype="image/png"))],
-            token=BOT_TOKEN, max_bytes=10**7, timeout_seconds=5,
+            session,
+            [
+                file,
+                SlackFile.model_validate(fake_slack.add_file("shot.png", b"\x89PNG", mimetype="image/png")),
+            ],
+            token=BOT_TOKEN,
+            max_bytes=10**7,
+            timeout_seconds=5,
         )
         assert [log.name for log in gathered.logs] == ["orders-api.log"]
         assert [s.name for s in gathered.skipped] == ["shot.png"]

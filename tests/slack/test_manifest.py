@@ -71,7 +71,9 @@ async def test_every_listed_event_and_command_reaches_a_listener(slack: SlackHar
 
 
 async def test_methods_called_at_run_time_are_covered(slack: SlackHarness) -> None:
-    metrics = slack.fake.add_file("orders-metrics.csv", orders_api_metrics_csv().encode(), mimetype="text/csv")
+    metrics = slack.fake.add_file(
+        "orders-metrics.csv", orders_api_metrics_csv().encode(), mimetype="text/csv"
+    )
     await slack.mention("orders-api p99 latency jumped at 14:10, why?", files=[metrics])
     await slack.command("status")
     await slack.settle()
