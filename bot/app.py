@@ -132,12 +132,6 @@ class SlackBot:
             timeout=int(max(1, settings.outbound_timeout_seconds * 3)),
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
         )
-        self.registered: dict[str, set[str]] = {
-            "events": set(),
-            "commands": set(),
-            "actions": set(),
-            "views": set(),
-        }
         _redact_bolt_logs()
         self.app = self._build_app()
         self._register()
@@ -189,10 +183,6 @@ class SlackBot:
         app.action(blocks.ACTION_RESOLVE)(self._on_resolve_button)
         app.view(blocks.RESOLVE_CALLBACK)(self._on_resolve_submit)
         app.error(self._on_error)
-        self.registered["events"].update(EVENTS)
-        self.registered["commands"].add(COMMAND)
-        self.registered["actions"].update({blocks.ACTION_ACCEPT, blocks.ACTION_REJECT, blocks.ACTION_RESOLVE})
-        self.registered["views"].add(blocks.RESOLVE_CALLBACK)
 
     @property
     def troubleshooter(self) -> Troubleshooter:
@@ -223,13 +213,19 @@ class SlackBot:
         channel: str | None,
         thread_ts: str | None,
         replace_ts: str | None = None,
+        respond: AsyncRespond | None = None,
     ) -> None:
         async def run() -> None:
             try:
                 await work()
             except Exception as exc:
                 await self._report_failure(
-                    exc, client=client, channel=channel, thread_ts=thread_ts, replace_ts=replace_ts
+                    exc,
+                    client=client,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    replace_ts=replace_ts,
+                    respond=respond,
                 )
 
         self.tasks.spawn(run(), name=name)
@@ -244,8 +240,10 @@ class SlackBot:
         channel: str | None,
         thread_ts: str | None,
         replace_ts: str | None = None,
+        respond: AsyncRespond | None = None,
     ) -> str:
-        """Log with the traceback under a new error id and tell the thread (never ``str(exc)``)."""
+        """Log with the traceback under a new error id and tell the thread, or the user through the
+        command's ``response_url`` (never ``str(exc)``)."""
         error_id = uuid.uuid4().hex[:12]
         if isinstance(exc, FaultMavenError):
             message = exc.user_message
@@ -253,9 +251,14 @@ class SlackBot:
         else:
             message = None
             log.error("Slack request failed", exc_info=exc, extra={"error_id": error_id})
-        if channel is None:
-            return error_id
         text = blocks.render_error(error_id, message)
+        if channel is None:
+            if respond is not None:
+                try:
+                    await respond(text=text, response_type="ephemeral", replace_original=False)
+                except Exception:
+                    log.warning("could not tell the user about a failure", extra={"error_id": error_id})
+            return error_id
         try:
             if replace_ts is not None:
                 await client.chat_update(channel=channel, ts=replace_ts, text=text, blocks=[])
@@ -528,6 +531,7 @@ class SlackBot:
                 client=client,
                 channel=None,
                 thread_ts=None,
+                respond=respond,
             )
             return
         if sub in ("status", "forget", "resolve"):
@@ -547,6 +551,7 @@ class SlackBot:
                 client=client,
                 channel=None,
                 thread_ts=None,
+                respond=respond,
             )
             return
         await ack(text=f"Unknown subcommand `{blocks.escape(sub[:40])}`.\n\n{HELP_TEXT}")

@@ -131,15 +131,18 @@ def rank_causes(
     for category, group in by_category.items():
         group.sort(key=lambda m: -m.score)
         score = group[0].score + 0.25 * sum(m.score for m in group[1:3])
+        score *= 0.4 + 0.6 * _origin_share(group[0], table=table, anomalies=anomalies, origin=origin)
         if category in wanted:
             score *= 1.25
         scored.append((score, category, group[0]))
     scored.sort(key=lambda item: -item[0])
 
-    total = sum(s for s, _, _ in scored) + UNCERTAINTY
+    # Confidence: the evidence's strength times its share against the rival explanations (squared, so a
+    # clear winner stands out and a tie splits), never certain.
+    squares = sum(s * s for s, _, _ in scored) + UNCERTAINTY**2
     causes: list[RootCause] = []
     for score, category, best in scored[:limit]:
-        confidence = min(MAX_CONFIDENCE, score / total * min(1.0, 0.5 + best.score))
+        confidence = min(MAX_CONFIDENCE, min(1.0, score) * score * score / squares)
         title = best.signature.title + (f" ({origin})" if origin else "")
         causes.append(
             RootCause(
@@ -154,6 +157,36 @@ def rank_causes(
     if not causes:
         causes = _fallback(table, anomalies=anomalies, origin=origin)
     return causes
+
+
+def _origin_share(
+    match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly], origin: str | None
+) -> float:
+    """How much of the evidence behind a match comes from the origin suspect (0..1; 0.5 when unknown).
+
+    A pattern that fires on the origin's own logs describes what broke; the same pattern on victims'
+    logs mostly describes how they noticed."""
+    if origin is None:
+        return 0.5
+    sid = table.service_id(origin) if origin in table.services else None
+    total = at_origin = 0.0
+    if sid is not None:
+        for cid, stats in table.clusters.items():
+            if stats.severity < WARN:
+                continue
+            texts = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
+            if any(match.signature.matches_text(text) for text in texts):
+                total += stats.count
+                at_origin += stats.services.get(sid, 0)
+    if total:
+        return at_origin / total
+    # Only metrics back this match: resources moving at the origin say less about *what* broke than its logs.
+    moved = [
+        a for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)
+    ]
+    if not moved:
+        return 0.5
+    return 0.5 + 0.25 * any(origin.lower() in a.subject.lower() for a in moved)
 
 
 DEPLOY_SIGNATURE = "http-5xx-after-deploy"

@@ -39,6 +39,7 @@ ACCEPTED_FACTOR = 1.2
 MAX_CAUSES = 5
 MAX_STEPS = 8
 STEPS_PER_CAUSE = 3
+CARRIED_NOTE = "accepted earlier in this session (kept although this turn's evidence did not raise it)"
 
 
 def cause_id(category: Category, anchor: str | None) -> str:
@@ -109,6 +110,7 @@ def answer(
         question, report=report, knowledge=knowledge, similar=similar, cases=cases, rejected=learning.rejected
     )
     causes = _learn(causes, learning)
+    causes = _keep_accepted(causes, learning=learning, session=session)
     steps = _steps(causes, knowledge=knowledge, learning=learning, similar=similar, cases=cases)
     if not causes and not steps:
         steps = _triage_steps(question, knowledge=knowledge, learning=learning)
@@ -221,6 +223,26 @@ def _learn(causes: list[RankedCause], learning: _Learning) -> list[RankedCause]:
         out.append(cause)
     out.sort(key=lambda c: (c.status != "accepted", -c.confidence))
     return out[:MAX_CAUSES]
+
+
+def _keep_accepted(causes: list[RankedCause], *, learning: _Learning, session: Session) -> list[RankedCause]:
+    """An accepted root cause is the working hypothesis: it stays (first, as last shown) in later answers even
+    when this turn's question or data does not bring it up again, so its steps keep being drilled into."""
+    if session.last_answer is None:
+        return causes
+    present = {c.id for c in causes}
+    kept = [
+        c.model_copy(deep=True)
+        for c in session.last_answer.root_causes
+        if c.id in learning.accepted and c.id not in present
+    ]
+    if not kept:
+        return causes
+    for cause in kept:
+        cause.status = "accepted"
+        if CARRIED_NOTE not in cause.evidence.notes:
+            cause.evidence.notes.append(CARRIED_NOTE)
+    return [*kept, *causes][:MAX_CAUSES]
 
 
 # --- next steps ------------------------------------------------------------------------------------------

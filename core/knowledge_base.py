@@ -245,10 +245,11 @@ class Signature(BaseModel):
     def matches_text(self, text: str) -> bool:
         """Whether one of the signature's patterns, or one of its exception types, occurs in ``text``."""
         sample = text[:MAX_TEXT_CHARS]
-        if any(_cached_compile(pattern).search(sample) for pattern in self.patterns):
-            return True
         folded = fold(sample)
-        return any(fold(name) in folded for name in self.exception_types)
+        probes, exceptions = _text_matcher(tuple(self.patterns), tuple(self.exception_types))
+        if any((not literal or literal in folded) and regex.search(sample) for regex, literal in probes):
+            return True
+        return any(name in folded for name in exceptions)
 
     def matches_metric(self, series: str) -> bool:
         """Whether a metric series name or key is one of the metrics this signature watches."""
@@ -581,6 +582,15 @@ def _cached_compile(source: str) -> re.Pattern[str]:
     return re.compile(source, re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)
+def _text_matcher(
+    patterns: tuple[str, ...], exception_types: tuple[str, ...]
+) -> tuple[tuple[tuple[re.Pattern[str], str], ...], tuple[str, ...]]:
+    """A signature's patterns compiled with their required literals, and its folded exception names."""
+    probes = tuple((_cached_compile(pattern), analyse_pattern(pattern)[0]) for pattern in patterns)
+    return probes, tuple(fold(name) for name in exception_types)
+
+
 def _word_regex(word: str) -> str:
     return r"(?<!\w)" + re.escape(word) + r"(?:s|es)?(?!\w)"
 
@@ -752,6 +762,22 @@ class _Prefilter:
         return out
 
 
+def _names_any_metric(
+    metrics: Sequence[tuple[MetricCondition, tuple[str, ...]]],
+    metric_names: Sequence[tuple[MetricSignal, str]],
+    seen: dict[tuple[str, ...], bool],
+) -> bool:
+    """Whether some anomalous series name contains a synonym of one of these conditions (memoised in
+    ``seen`` for one match call)."""
+    for _, synonyms in metrics:
+        found = seen.get(synonyms)
+        if found is None:
+            found = seen[synonyms] = any(piece in name for _, name in metric_names for piece in synonyms)
+        if found:
+            return True
+    return False
+
+
 class KnowledgeBase:
     """The loaded signatures, compiled once for matching."""
 
@@ -845,12 +871,13 @@ class KnowledgeBase:
         services = [(service, fold(service)) for service in evidence.services]
 
         hit_probes = {index for index, hit in enumerate(hits) if hit is not None}
+        named: dict[tuple[str, ...], bool] = {}
         scored: list[tuple[float, list[str], Signature]] = []
         for compiled, probe_ids in zip(self._compiled, self._probe_ids, strict=True):
             if (
                 probe_ids.isdisjoint(hit_probes)
                 and not (reported and compiled.exception_names)
-                and not (metric_names and compiled.metrics)
+                and not (metric_names and _names_any_metric(compiled.metrics, metric_names, named))
             ):
                 continue  # nothing in the evidence can give this signature a score
             parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)

@@ -335,7 +335,7 @@ class TroubleshootingService:
     ) -> Answer:
         assert self.llm is not None
         verdicts = session.verdicts()
-        titles = _titles(session)
+        titles = _titles(session, self.knowledge)
         rejected = [titles[i] for i, v in verdicts.items() if v == "reject" and i in titles]
         accepted = [titles[i] for i, v in verdicts.items() if v == "accept" and i in titles]
         profile = (
@@ -373,10 +373,10 @@ class TroubleshootingService:
         if not result.ok or result.output is None:
             reason = result.error_kind or "no output"
             log.warning("LLM failed; deterministic engine answered", extra={"reason": reason})
+            # LLMResult.detail is written for operators and never holds prompt text: safe to show.
+            why = f"{reason}: {result.detail}" if result.detail else reason
             return answer.model_copy(
-                update={
-                    "engine_note": f"the LLM did not answer usably ({reason}); deterministic engine answered"
-                }
+                update={"engine_note": f"the LLM did not answer usably ({why}); deterministic engine answered"}
             )
         return _merge_llm(
             answer,
@@ -407,22 +407,45 @@ class TroubleshootingService:
                 self.metrics.anomalies.labels(source=anomaly.source, kind=anomaly.kind).inc()
 
 
-def _titles(session: Session) -> dict[str, str]:
+def _titles(session: Session, knowledge: KnowledgeBase) -> dict[str, str]:
+    """Titles of the items the session gave feedback on. Only the last answer is stored, and a rejected
+    item is not in it any more after the next turn, so knowledge-base items are resolved from their
+    stable ids too; otherwise an LLM repeating an item rejected two turns ago would get it back."""
     out: dict[str, str] = {}
+    wanted = {item.item_id for item in session.feedback}
+    for sig in knowledge.signatures:
+        cid = engine.cause_id(sig.category, sig.id)
+        if cid in wanted:
+            out[cid] = sig.title
+        for step in sig.next_steps:
+            sid = engine.step_id(sig.id, step.title)
+            if sid in wanted:
+                out[sid] = step.title
     if session.last_answer is not None:
         out.update({c.id: c.title for c in session.last_answer.root_causes})
         out.update({s.id: s.title for s in session.last_answer.next_steps})
     return out
 
 
+def _title_forms(title: str) -> set[str]:
+    """A title folded for comparison (case and spacing do not matter), with and without a trailing
+    parenthesis: the engine shows a signature's title followed by its suspect, "... (ledger)"."""
+    folded = " ".join(title.casefold().split())
+    forms = {folded}
+    if folded.endswith(")") and " (" in folded:
+        forms.add(folded[: folded.rindex(" (")])
+    return forms
+
+
 def _merge_llm(
     answer: Answer, output: LLMAnswer, *, rejected_ids: set[str], rejected_titles: set[str]
 ) -> Answer:
     """The LLM's validated answer in the engine's shape; rejected items are dropped even if it repeats them."""
+    rejected_forms = {form for title in rejected_titles for form in _title_forms(title)}
     causes: list[RankedCause] = []
     for cause in output.root_causes:
         cid = engine.cause_id(cause.category, "llm:" + cause.title.lower())
-        if cid in rejected_ids or cause.title in rejected_titles:
+        if cid in rejected_ids or _title_forms(cause.title) & rejected_forms:
             continue
         causes.append(
             RankedCause(
@@ -436,7 +459,7 @@ def _merge_llm(
     steps: list[NextStep] = []
     for step in output.next_steps:
         sid = engine.step_id("llm", step.title.lower())
-        if sid in rejected_ids or step.title in rejected_titles:
+        if sid in rejected_ids or _title_forms(step.title) & rejected_forms:
             continue
         linked = (
             causes[step.root_cause_index].id

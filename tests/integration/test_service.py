@@ -27,6 +27,10 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 CERT_EXPIRED = "05-ledger-cert-expired"
 RATE_LIMIT = "08-sms-gateway-429"
 X509_QUESTION = "billing says `x509: certificate has expired or is not yet valid` calling ledger, why?"
+CA_QUESTION = (
+    "the certificate dates look fine to me. Could it be the CA instead? "
+    "billing also logged `x509: certificate signed by unknown authority`"
+)
 NOT_LOGS = {".yaml", ".csv", ".md"}
 
 # Secrets planted in the data and the question; none may reach the LLM server.
@@ -174,12 +178,17 @@ async def test_session_learning_across_three_turns_and_resolution(
     session_id = first.session_id
     top_cause, top_step = first.root_causes[0], first.next_steps[0]
     rejected_category = top_cause.category
+    assert rejected_category is Category.TLS_CERTIFICATE
     await service.feedback(feedback(first, top_cause.id, "reject"))
     await service.feedback(feedback(first, top_step.id, "reject"))
 
     # turn 2: the same session never shows the rejected items; its category is trusted less
     second = await service.ask(
-        Question(user_id="U-maria", query=X509_QUESTION, logs=logs, session_id=session_id)
+        Question(user_id="U-maria", query=CA_QUESTION, logs=logs, session_id=session_id)
+    )
+    baseline = await service.ask(Question(user_id="U-maria", query=CA_QUESTION, logs=logs))
+    assert max(c.confidence for c in baseline.root_causes if c.category == rejected_category) > max(
+        c.confidence for c in second.root_causes if c.category == rejected_category
     )
     assert second.session_id == session_id and second.turn == 2
     assert top_cause.id not in ids(second) and top_step.id not in ids(second)
@@ -230,9 +239,10 @@ async def test_session_learning_across_three_turns_and_resolution(
         session_id,
         ResolveRequest(
             user_id="U-maria",
-            title="Ledger serving certificate expired at midnight",
-            root_cause="cert-manager never renewed the ledger serving certificate; it expired at 00:00 UTC",
-            fix="renewed the certificate with cmctl renew ledger-tls and restarted ledger",
+            title="Billing and invoicing cannot verify ledger's certificate",
+            root_cause="ledger's renewed serving certificate was issued by the new intermediate CA, "
+            "which the billing and invoicing trust bundles did not contain yet",
+            fix="added the new intermediate CA to the shared trust bundle and restarted billing and invoicing",
         ),
     )
     assert case.category is Category.TLS_CERTIFICATE, "taken from the accepted cause"
@@ -240,7 +250,7 @@ async def test_session_learning_across_three_turns_and_resolution(
     assert await service.stores.history.get_incident(case.id) == case
 
     fresh = await service.ask(
-        Question(user_id="U-ahmed", query="invoicing fails: certificate verify failed: certificate has expired")
+        Question(user_id="U-ahmed", query="invoicing cannot call ledger: x509 certificate signed by unknown authority")
     )
     assert fresh.session_id != session_id and fresh.turn == 1
     found = [hit for hit in fresh.similar_incidents if hit.id == case.id]
@@ -249,7 +259,7 @@ async def test_session_learning_across_three_turns_and_resolution(
 
     # a restarted service (vector index rebuilt or reloaded from disk) still finds it
     async with running(backend.settings) as restarted:
-        hits = await restarted.search_incidents("ledger certificate expired", limit=3)
+        hits = await restarted.search_incidents("ledger certificate unknown authority", limit=3)
         assert case.id in {hit.id for hit in hits}
 
 

@@ -97,3 +97,17 @@ async def test_forget_drops_the_session(slack: SlackHarness) -> None:
     assert "Forgot session" in slack.fake.responses[-1]["text"]
     with pytest.raises(NotFoundError):
         await slack.bot.troubleshooter.get_session(session_id)
+
+
+async def test_a_failing_command_reports_an_error_id_to_the_user(slack: SlackHarness, monkeypatch) -> None:
+    await _ask(slack, "orders-api 503s")
+
+    async def broken(session_id: str) -> None:
+        raise RuntimeError("sessions table locked by pid 4242")
+
+    monkeypatch.setattr(slack.bot.services.troubleshooter, "forget", broken)
+    await slack.command("forget")
+    await slack.settle()
+    reply = slack.fake.responses[-1]
+    assert reply["response_type"] == "ephemeral"
+    assert "error id" in reply["text"] and "4242" not in reply["text"]
