@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,17 +71,48 @@ STYLE_SERVICE: dict[str, tuple[str, str]] = {
 JOURNAL_STYLES = {"klog": "kubelet", "syslog": None}  # SYSLOG_IDENTIFIER; syslog lines name their own tag
 STATEFUL = {"postgres", "redis", "hdfs-datanode"}
 
-# Incident lines: (style, a substring of the event's template, share of incident-window lines, starts late)
+# Incident lines: (style, the corpus event whose template contains this text, share of incident-window lines,
+# starts after VICTIM_DELAY). The corpus has no driver errors naming the database, which is what the clients
+# of an exhausted PostgreSQL log next to their pool timeouts, so EXTRA_EVENTS adds those (real texts: HikariCP
+# / pgJDBC, psycopg2, lib/pq).
 INCIDENT_EVENTS: tuple[tuple[str, str, float, bool], ...] = (
-    ("postgres", "remaining connection slots are reserved", 0.012, False),
+    ("postgres", "remaining connection slots are reserved", 0.006, False),
+    ("postgres", "sorry, too many clients already", 0.010, False),
     ("postgres", "canceling statement due to statement timeout", 0.004, False),
-    ("logback", "Connection is not available, request timed out", 0.030, True),
-    ("logback", "Unhandled exception while processing request", 0.008, True),
-    ("python", "Database connection lost, reconnecting", 0.020, True),
-    ("logfmt", "upstream request failed", 0.025, True),
+    ("logback", "Connection is not available, request timed out", 0.025, True),
+    ("logback", "PSQLException: FATAL: sorry, too many clients", 0.010, True),
+    ("logback", "Unhandled exception while processing request", 0.006, True),
+    ("python", "Database connection lost, reconnecting", 0.012, True),
+    ("python", "psycopg2.OperationalError", 0.008, True),
+    ("logfmt", "pq: sorry, too many clients already", 0.012, True),
+    ("logfmt", "upstream request failed", 0.012, True),
     ("nginx_error", "upstream timed out (110", 0.015, True),
     ("nginx_access", '"GET {route} HTTP/1.1" {status}', 0.030, True),
 )
+DB_HOST = "postgres.prod.svc.cluster.local"
+EXTRA_EVENTS: dict[str, list[tuple[str, str]]] = {
+    "postgres": [("FATAL", "sorry, too many clients already")],
+    "logback": [
+        (
+            "ERROR",
+            "SQL Error: 0, SQLState: 53300 - org.postgresql.util.PSQLException: FATAL: sorry, too many clients "
+            f"already (jdbc:postgresql://{DB_HOST}:5432/orders)",
+        )
+    ],
+    "python": [
+        (
+            "ERROR",
+            f'psycopg2.OperationalError: connection to server at "{DB_HOST}" ({{ip}}), port 5432 failed: '
+            "FATAL:  sorry, too many clients already",
+        )
+    ],
+    "logfmt": [
+        (
+            "ERROR",
+            f'msg="query failed" db={DB_HOST}:5432 err="pq: sorry, too many clients already" attempt={{num:1-5}}',
+        )
+    ],
+}
 
 
 class IncidentValues(Values):
@@ -123,10 +154,15 @@ class GroundTruth:
 
 
 def _event_index(style: str, fragment: str) -> int:
-    for index, (_, template) in enumerate(STYLES[style][1]):
+    """The index of the event whose template contains ``fragment``: the corpus' events, then EXTRA_EVENTS."""
+    for index, (_, template) in enumerate(_events(style)):
         if fragment in template:
             return index
     raise SystemExit(f"bench.corpus has no {style} event containing {fragment!r}; update INCIDENT_EVENTS")
+
+
+def _events(style: str) -> list[tuple[str, str]]:
+    return STYLES[style][1] + EXTRA_EVENTS.get(style, [])
 
 
 def _pods(rng: random.Random, values: Values) -> dict[str, list[str]]:
@@ -143,9 +179,15 @@ def _pods(rng: random.Random, values: Values) -> dict[str, list[str]]:
 
 
 def _line(
-    ts: datetime, *, style: str, index: int, values: IncidentValues, pods: dict[str, list[str]], nodes: list[str]
+    ts: datetime,
+    *,
+    style: str,
+    index: int,
+    values: IncidentValues,
+    pods: dict[str, list[str]],
+    nodes: list[str],
 ) -> str:
-    level, template = STYLES[style][1][index]
+    level, template = _events(style)[index]
     header_of = STYLES[style][0]
     values.now = ts
     message = corpus._fill(template, values)
@@ -188,7 +230,10 @@ def generate_incident(lines: int, *, seed: int, out: TextIO) -> GroundTruth:
     styles = list(STYLES)
     weights = [STYLE_WEIGHTS[s] for s in styles]
     event_weights = {s: corpus._event_weights(len(STYLES[s][1]), rng) for s in styles}
-    incident = [(style, _event_index(style, fragment), share, late) for style, fragment, share, late in INCIDENT_EVENTS]
+    incident = [
+        (style, _event_index(style, fragment), share, late)
+        for style, fragment, share, late in INCIDENT_EVENTS
+    ]
     incident_share = sum(share for *_, share, _ in incident)
     step = SPAN.total_seconds() / max(lines, 1)
     clock = T0
@@ -200,7 +245,9 @@ def generate_incident(lines: int, *, seed: int, out: TextIO) -> GroundTruth:
         in_incident = clock >= INCIDENT_AT
         if in_incident and rng.random() < incident_share:
             started = clock >= INCIDENT_AT + VICTIM_DELAY
-            pick = rng.choices(incident, weights=[share if started or not late else 0.0 for *_, share, late in incident])[0]
+            pick = rng.choices(
+                incident, weights=[share if started or not late else 0.0 for *_, share, late in incident]
+            )[0]
             style, index = pick[0], pick[1]
             if style == "nginx_access":
                 values.forced_status = rng.choice(("504", "504", "502"))
@@ -342,7 +389,9 @@ def judge(report: dict[str, Any], truth: GroundTruth) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--lines", type=int, default=1_000_000, help="Log lines to generate (default 1000000).")
+    parser.add_argument(
+        "--lines", type=int, default=1_000_000, help="Log lines to generate (default 1000000)."
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--runs", type=int, default=2, help="Runs of each command; the fastest counts.")
     parser.add_argument("--keep", metavar="DIR", help="Also copy the generated files to DIR (for profiling).")
@@ -381,7 +430,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             (keep / metrics.name).write_bytes(metrics.read_bytes())
 
         templates_cmd = [str(CONSOLE_SCRIPT), "templates", str(logs), "--format", "jsonl"]
-        analyze_cmd = [str(CONSOLE_SCRIPT), "analyze", str(logs), "--metrics", str(metrics), "--format", "json"]
+        analyze_cmd = [
+            str(CONSOLE_SCRIPT),
+            "analyze",
+            str(logs),
+            "--metrics",
+            str(metrics),
+            "--format",
+            "json",
+        ]
         template_runs: list[Run] = []
         analyze_runs: list[Run] = []
         for _ in range(args.runs):

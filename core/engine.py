@@ -386,7 +386,11 @@ def _insights(
 
 
 def _summary(
-    question: Question, *, report: Report | None, causes: Sequence[RankedCause], similar: Sequence[SimilarIncident]
+    question: Question,
+    *,
+    report: Report | None,
+    causes: Sequence[RankedCause],
+    similar: Sequence[SimilarIncident],
 ) -> str:
     kind = question.kind
     if kind is RequestKind.QUERY_ONLY:

@@ -3,7 +3,9 @@
 One ``ask`` turn: load (or start) the session → analyze the data off the event loop → retrieve similar past
 incidents → the deterministic engine answers → if an LLM is configured, it is given the compressed,
 redacted evidence and its validated answer replaces the deterministic one (on timeout, error or invalid
-output the deterministic answer stands and says why) → the turn is saved and audited.
+output the deterministic answer stands and says why) → the turn is saved. Queries, feedback and resolutions
+are audited by the edge that received them (it knows the request id and the outcome); ``forget`` is audited
+here.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 MIN_SIMILARITY = 0.2
 REINDEX_LIMIT = 1000
+# Inputs at most this big are analyzed on the event loop (a few milliseconds); bigger ones in a thread.
+INLINE_MAX_LINES = 200
+INLINE_MAX_CHARS = 64 * 1024
+INLINE_MAX_POINTS = 2000
 
 
 class TroubleshootingService:
@@ -88,7 +94,12 @@ class TroubleshootingService:
         try:
             report = None
             if question.logs or question.metrics:
-                report = await asyncio.to_thread(self._analyze, question)
+                if _small_input(question):
+                    # a few milliseconds: cheaper here than in a worker thread, whose GIL hand-offs would
+                    # stall every socket call the event loop makes meanwhile
+                    report = self._analyze(question)
+                else:
+                    report = await asyncio.to_thread(self._analyze, question)
             similar, cases = await self._similar(question, report)
             answer = engine.answer(
                 question,
@@ -99,14 +110,14 @@ class TroubleshootingService:
                 cases=cases,
             )
             if self.llm is not None:
-                answer = await self._with_llm(answer, question=question, session=session, report=report)
+                try:
+                    answer = await self._with_llm(answer, question=question, session=session, report=report)
+                except Exception:  # the deterministic answer must stand whatever goes wrong on the LLM path
+                    log.exception("LLM step failed; deterministic engine answered")
+                    note = "the LLM step failed unexpectedly; deterministic engine answered"
+                    answer = answer.model_copy(update={"engine_note": note})
             await self._save_turn(session, question=question, answer=answer)
-            await self._audit(
-                "query",
-                actor=question.user_id,
-                session_id=session.id,
-                detail={"kind": answer.kind.value, "engine": answer.engine, "turn": str(answer.turn)},
-            )
+            # audited at the edge (the HTTP gate records request id and outcome), not again here
             self._observe(answer, seconds=time.perf_counter() - started)
             return answer
         finally:
@@ -129,16 +140,6 @@ class TroubleshootingService:
         session.feedback.append(feedback)
         session.updated_at = utcnow()
         await self.stores.sessions.save_session(session)
-        await self._audit(
-            "feedback",
-            actor=feedback.user_id,
-            session_id=session.id,
-            detail={
-                "item_id": feedback.item_id,
-                "verdict": feedback.verdict,
-                "item_kind": feedback.item_kind,
-            },
-        )
         if self.metrics is not None:
             self.metrics.feedback.labels(item_kind=feedback.item_kind, verdict=feedback.verdict).inc()
         return session
@@ -151,12 +152,6 @@ class TroubleshootingService:
         session.resolved = case
         session.updated_at = utcnow()
         await self.stores.sessions.save_session(session)
-        await self._audit(
-            "resolve",
-            actor=request.user_id,
-            session_id=session.id,
-            detail={"incident_id": case.id, "category": case.category.value},
-        )
         return case
 
     async def get_session(self, session_id: str) -> Session:
@@ -231,7 +226,9 @@ class TroubleshootingService:
         return await self._search(text, limit=5)
 
     async def _search(self, text: str, *, limit: int) -> tuple[list[SimilarIncident], list[IncidentCase]]:
-        vector = (await asyncio.to_thread(self.embedder.embed, [text]))[0]
+        # The embedder may be a remote API (settings.embedder == "openai"): it gets redacted text only.
+        clean = self.redactor.clean(text)
+        vector = (await asyncio.to_thread(self.embedder.embed, [clean]))[0]
         hits = await self.index.query(vector, namespace=self.settings.team, top_k=limit, kind="incident")
         similar: list[SimilarIncident] = []
         cases: list[IncidentCase] = []
@@ -264,8 +261,8 @@ class TroubleshootingService:
                 id=case.id,
                 kind="incident",
                 namespace=case.team,
-                text=case.search_text()[:4000],
-                metadata={"title": case.title[:200], "category": case.category.value},
+                text=self.redactor.clean(case.search_text())[:4000],
+                metadata={"title": self.redactor.clean(case.title)[:200], "category": case.category.value},
             )
             for case in cases
         ]
@@ -376,7 +373,9 @@ class TroubleshootingService:
             # LLMResult.detail is written for operators and never holds prompt text: safe to show.
             why = f"{reason}: {result.detail}" if result.detail else reason
             return answer.model_copy(
-                update={"engine_note": f"the LLM did not answer usably ({why}); deterministic engine answered"}
+                update={
+                    "engine_note": f"the LLM did not answer usably ({why}); deterministic engine answered"
+                }
             )
         return _merge_llm(
             answer,
@@ -405,6 +404,15 @@ class TroubleshootingService:
         if answer.analysis is not None:
             for anomaly in answer.analysis.anomalies:
                 self.metrics.anomalies.labels(source=anomaly.source, kind=anomaly.kind).inc()
+
+
+def _small_input(question: Question) -> bool:
+    lines = sum(len(source.lines) for source in question.logs)
+    if lines > INLINE_MAX_LINES:
+        return False
+    chars = sum(len(line) for source in question.logs for line in source.lines)
+    points = sum(len(series.points) for series in question.metrics)
+    return chars <= INLINE_MAX_CHARS and points <= INLINE_MAX_POINTS
 
 
 def _titles(session: Session, knowledge: KnowledgeBase) -> dict[str, str]:

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from core.answers import Answer, LogInput, Question
 from core.errors import InputError
 from core.metrics import read_metrics
@@ -37,7 +39,10 @@ def _read_lines(path: Path) -> list[str]:
         raise InputError(f"log file not found: {path}")
     if path.stat().st_size > MAX_CLI_LOG_BYTES:
         raise InputError(f"{path} is larger than 512 MB; use `faultmaven analyze` for files this large")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read log file {path}: {exc.strerror or type(exc).__name__}") from exc
     if data[:2] == b"\x1f\x8b":
         import gzip
 
@@ -55,10 +60,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not path.is_file():
             raise InputError(f"metrics file not found: {name}")
         metrics += read_metrics(path)
-    logs = [LogInput(name=name, lines=_read_lines(Path(name))) for name in args.logs]
-    question = Question(
-        user_id=args.user, query=args.question, logs=logs, metrics=metrics, session_id=args.session
-    )
+    # LogInput names are capped at 300 characters; a deeper path keeps its file name (the service hint).
+    logs = [
+        LogInput(name=name if len(name) <= 300 else Path(name).name[-300:], lines=_read_lines(Path(name)))
+        for name in args.logs
+    ]
+    if not args.question.strip() and not any(log.lines for log in logs) and not metrics:
+        raise InputError("nothing to ask: give a question, or --logs / --metrics files that are not empty")
+    try:
+        question = Question(
+            user_id=args.user, query=args.question, logs=logs, metrics=metrics, session_id=args.session
+        )
+    except ValidationError as exc:
+        where = {".".join(str(p) for p in error["loc"]) for error in exc.errors(include_input=False)}
+        names = {"query": "the question", "user_id": "--user", "session_id": "--session"}
+        raise InputError(
+            "invalid " + ", ".join(sorted(names.get(w, w) for w in where)) + ": " + exc.errors()[0]["msg"]
+        ) from exc
     answer = asyncio.run(_ask(settings, question))
     if args.format == "json":
         sys.stdout.write(answer.model_dump_json(indent=2) + "\n")

@@ -1,19 +1,22 @@
 """The embedded stores: SQLite files under ``data_dir``, one WAL-mode connection per store.
 
-Calls run in a worker thread (``asyncio.to_thread``) one at a time per store; every write is a
-``BEGIN IMMEDIATE`` transaction, so several processes sharing the files stay consistent. The busy timeout
-bounds how long a call waits for another writer.
+Each store has its own worker thread that runs its calls one at a time, in order (so store calls never queue
+behind CPU-bound work in the event loop's default executor); every write is a ``BEGIN IMMEDIATE``
+transaction, so several processes sharing the files stay consistent. The busy timeout bounds how long a call
+waits for another writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,8 +62,8 @@ class _Database:
         self._synchronous = synchronous
         self._timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
-        # Callers queue here, in the event loop, so a burst does not tie up every worker thread.
-        self._queue = asyncio.Lock()
+        # One thread per database: calls queue here in order and a burst never ties up shared workers.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self, migrations_prefix: str) -> None:
@@ -92,9 +95,13 @@ class _Database:
                     raise DependencyError(f"The {self.name} store is closed.", detail=op)
                 return fn(self._conn)
 
+        context = contextvars.copy_context()
         try:
-            async with self._queue:
-                return await asyncio.to_thread(call)
+            future = asyncio.get_running_loop().run_in_executor(self._executor, context.run, call)
+        except RuntimeError:  # the executor was shut down by close()
+            raise DependencyError(f"The {self.name} store is closed.", detail=op) from None
+        try:
+            return await future
         except OSError as exc:
             log.error(
                 "sqlite file unusable", extra={"store": self.name, "op": op, "error": type(exc).__name__}
@@ -120,7 +127,12 @@ class _Database:
                     self._conn.close()
                     self._conn = None
 
-        await asyncio.to_thread(call)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except RuntimeError:
+            return  # closed already
+        await future
+        self._executor.shutdown(wait=False)
 
     async def ping(self) -> bool:
         try:

@@ -18,7 +18,7 @@ def _run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[
         input=stdin,
         capture_output=True,
         cwd=ROOT,
-        timeout=60,
+        timeout=180,
         check=False,
     )
 

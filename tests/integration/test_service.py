@@ -3,6 +3,7 @@ the harness) and, for the LLM path, against a real-HTTP fake of the OpenAI API t
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ SLACK_TOKEN = "xoxb-2047318842-4409927710-kR8vTqZmNw3LpYx6BcHd2Jfa"
 EMAIL = "maria.oncall@shop-payments.example.com"
 PEM_BODY = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC7VJTUt9Us8cKj"
 PEM = f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}\nMkQ2bW9ja2tleWRhdGFmb3J0ZXN0c29ubHk=\n-----END PRIVATE KEY-----"
+ENCRYPTION_KEY = "k-svc-2026:" + base64.b64encode(bytes(range(100, 132))).decode()
 SECRETS = [AWS_KEY, PASSWORD, DSN, DSN_PASSWORD, SLACK_TOKEN, EMAIL, PEM_BODY]
 
 
@@ -84,6 +86,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         data_dir=tmp_path / "data",
         redis_url=request.getfixturevalue("redis_url"),
         postgres_dsn=request.getfixturevalue("postgres_dsn"),
+        encryption_keys=ENCRYPTION_KEY,
     )
     return Backend(request.param, settings)
 
@@ -250,7 +253,10 @@ async def test_session_learning_across_three_turns_and_resolution(
     assert await service.stores.history.get_incident(case.id) == case
 
     fresh = await service.ask(
-        Question(user_id="U-ahmed", query="invoicing cannot call ledger: x509 certificate signed by unknown authority")
+        Question(
+            user_id="U-ahmed",
+            query="invoicing cannot call ledger: x509 certificate signed by unknown authority",
+        )
     )
     assert fresh.session_id != session_id and fresh.turn == 1
     found = [hit for hit in fresh.similar_incidents if hit.id == case.id]
@@ -431,3 +437,47 @@ async def test_a_rejected_deterministic_cause_is_dropped_when_the_llm_repeats_it
         assert answer.engine == "llm"
         assert [c.title for c in answer.root_causes] == ["ledger certificate not renewed"]
         assert [s.title for s in answer.next_steps] == ["Renew it"]
+
+
+async def test_secrets_never_reach_a_remote_embedder(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    settings = llm_settings(tmp_path, fake_openai, embedder="openai", embedding_model="fake-embed")
+    fake_openai.play(Reply.http_error(500), Reply.http_error(500))
+    async with running(settings) as svc:
+        first = await svc.ask(
+            Question(user_id="U-maria", query=f"ledger rejects {DSN} with password={PASSWORD}, key {AWS_KEY}")
+        )
+        await svc.resolve(
+            first.session_id,
+            ResolveRequest(
+                user_id="U-maria",
+                title=f"ledger db login failed for {EMAIL}",
+                root_cause=f"the billing_app role password was rotated; the old one ({PASSWORD}) was cached",
+                fix=f"restarted billing with the new secret; the slack bot ({SLACK_TOKEN}) announced it",
+            ),
+        )
+        hits = await svc.search_incidents(f"password rotated for the billing_app role {AWS_KEY}")
+    assert hits and hits[0].title.startswith("ledger db login failed")
+    embeddings = [r for r in fake_openai.requests if r.path.endswith("/embeddings")]
+    assert len(embeddings) >= 3, "question, resolved case and search were all embedded remotely"
+    bodies = "\n".join(r.raw for r in embeddings)
+    assert "billing_app role" in bodies
+    for secret in SECRETS:
+        assert secret not in bodies, secret
+
+
+async def test_an_unexpected_failure_on_the_llm_path_leaves_the_deterministic_answer(
+    tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def explode(prompt: object) -> object:
+        raise RuntimeError(f"internal detail that must not be shown: {PASSWORD}")
+
+    async with running(llm_settings(tmp_path, fake_openai)) as svc:
+        assert svc.llm is not None
+        monkeypatch.setattr(svc.llm, "complete", explode)
+        answer = await svc.ask(Question(user_id="U-maria", query=X509_QUESTION))
+        stored = await svc.get_session(answer.session_id)
+    assert answer.engine == "deterministic"
+    assert answer.engine_note is not None and "failed unexpectedly" in answer.engine_note
+    assert PASSWORD not in answer.model_dump_json()
+    assert answer.root_causes[0].category is Category.TLS_CERTIFICATE
+    assert [t.number for t in stored.turns] == [1], "the turn was still saved"

@@ -19,6 +19,7 @@ from core.answers import (
     RequestKind,
     Session,
     SimilarIncident,
+    Turn,
 )
 from core.knowledge_base import KnowledgeBase
 from core.metrics import read_metrics
@@ -80,8 +81,6 @@ def cause_of(answer: Answer, category: Category) -> float:
 def followed(session: Session, answer: Answer, *feedback: tuple[str, str, str]) -> Session:
     """The session after ``answer`` was given and the user sent ``(item_id, kind, verdict)`` feedback."""
     turns = [*session.turns]
-    from core.answers import Turn
-
     turns.append(
         Turn(
             number=answer.turn,
@@ -146,7 +145,10 @@ def test_query_only_answers_from_the_knowledge_base_without_analysis() -> None:
     ("query", "category"),
     [
         ("we see `dial tcp: lookup orders-db on 10.96.0.10:53: i/o timeout`, why?", Category.DNS_FAILURE),
-        ("payments logs `FATAL: sorry, too many clients already` — what now?", Category.CONNECTION_POOL_EXHAUSTION),
+        (
+            "payments logs `FATAL: sorry, too many clients already` — what now?",
+            Category.CONNECTION_POOL_EXHAUSTION,
+        ),
         ("the gateway answers `HTTP 429 Too Many Requests`", Category.RATE_LIMITING),
     ],
 )
@@ -166,10 +168,17 @@ def test_query_only_includes_past_incidents() -> None:
         fix="restored the solver secret and forced renewal with cmctl renew",
     )
     hit = SimilarIncident(
-        id=case.id, title=case.title, score=0.7, category=case.category, root_cause=case.root_cause, fix=case.fix
+        id=case.id,
+        title=case.title,
+        score=0.7,
+        category=case.category,
+        root_cause=case.root_cause,
+        fix=case.fix,
     )
     plain = ask(None, "x509: certificate has expired or is not yet valid on the ingress")
-    with_past = ask(None, "x509: certificate has expired or is not yet valid on the ingress", similar=[hit], cases=[case])
+    with_past = ask(
+        None, "x509: certificate has expired or is not yet valid on the ingress", similar=[hit], cases=[case]
+    )
     assert with_past.similar_incidents == [hit]
     assert "past incidents" in with_past.summary
     top = with_past.root_causes[0]
@@ -191,7 +200,9 @@ def test_data_only_is_led_by_the_analysis() -> None:
     answer = ask(PENDING, "")
     assert answer.kind is RequestKind.DATA_ONLY
     assert answer.analysis is not None
-    report_ids = {engine.cause_id(rc.category, rc.signature_id or rc.suspect) for rc in answer.analysis.root_causes}
+    report_ids = {
+        engine.cause_id(rc.category, rc.signature_id or rc.suspect) for rc in answer.analysis.root_causes
+    }
     assert answer.root_causes[0].id in report_ids
     assert answer.root_causes[0].category is Category.SCHEDULING_CAPACITY
     assert answer.root_causes[0].evidence.lines or answer.root_causes[0].evidence.notes
@@ -264,7 +275,9 @@ def test_rejecting_a_cause_lowers_every_cause_of_its_category() -> None:
     rejected = engine.cause_id(Category.TLS_CERTIFICATE, "some-other-tls-signature")
     session = first_session = followed(session, first)
     session.feedback.append(
-        Feedback(session_id=session.id, item_id=rejected, item_kind="root_cause", verdict="reject", user_id="u")
+        Feedback(
+            session_id=session.id, item_id=rejected, item_kind="root_cause", verdict="reject", user_id="u"
+        )
     )
     second = ask(None, "x509: certificate has expired or is not yet valid", session=session)
     for cause in tls:
@@ -305,7 +318,9 @@ def test_accepting_a_step_moves_on_to_the_steps_after_it() -> None:
     assert same[done.id].status == "accepted"
     open_steps = [s for s in second.next_steps if s.status == "open"]
     assert open_steps[0].id != done.id
-    assert second.next_steps.index(same[done.id]) > second.next_steps.index(open_steps[-1]), "done steps go last"
+    assert second.next_steps.index(same[done.id]) > second.next_steps.index(open_steps[-1]), (
+        "done steps go last"
+    )
     sig_steps = [s for s in first.next_steps if s.root_cause_id == done.root_cause_id]
     new_ids = {s.id for s in second.next_steps} - {s.id for s in first.next_steps}
     assert any(s.root_cause_id == done.root_cause_id for s in second.next_steps if s.id in new_ids), (
@@ -319,7 +334,67 @@ def test_the_engine_does_not_write_into_the_report() -> None:
     logs, metrics = scenario(OOM_CRASHLOOP)
     report = analyze(logs=list(logs), metrics=list(metrics), knowledge=knowledge())
     before = report.model_dump_json()
-    first = engine.answer(Question(user_id="u", logs=list(logs)), session=Session(id="s"), knowledge=knowledge(), report=report)
-    session = followed(Session(id="s"), first, (first.root_causes[0].id, "root_cause", "reject"))
-    engine.answer(Question(user_id="u", logs=list(logs)), session=session, knowledge=knowledge(), report=report)
-    assert report.model_dump_json() == before
+    top = report.root_causes[0]
+    case = IncidentCase(
+        id="inc-reco-oom",
+        title="Recommendation pods restarting",
+        category=top.category,
+        root_cause="model cache grew past the container memory limit",
+        fix="raised the memory limit and capped the cache",
+    )
+    hit = SimilarIncident(id=case.id, title=case.title, score=0.9, category=case.category)
+    question = Question(user_id="u", logs=list(logs))
+    first = engine.answer(
+        question, session=Session(id="s"), knowledge=knowledge(), report=report, similar=[hit], cases=[case]
+    )
+    assert any(case.id in note for note in first.root_causes[0].evidence.notes), "the answer has the note"
+    session = followed(Session(id="s"), first, (first.root_causes[1].id, "root_cause", "reject"))
+    engine.answer(
+        question, session=session, knowledge=knowledge(), report=report, similar=[hit], cases=[case]
+    )
+    assert report.model_dump_json() == before, "the report is left as the analysis made it"
+
+
+CERT_EXPIRED = "05-ledger-cert-expired"
+CA_QUESTION = "could it be the CA? billing logged `x509: certificate signed by unknown authority`"
+
+
+def test_a_rejected_cause_does_not_silence_other_evidence_of_its_category() -> None:
+    case = IncidentCase(
+        id="inc-ledger-ca",
+        title="Billing cannot verify ledger after CA rotation",
+        category=Category.TLS_CERTIFICATE,
+        root_cause="ledger's certificate came from the new intermediate CA missing from billing's bundle",
+        fix="added the intermediate CA to the shared trust bundle",
+    )
+    hit = SimilarIncident(id=case.id, title=case.title, score=0.8, category=case.category, fix=case.fix)
+    session = Session(id="s-alt")
+    first = ask(CERT_EXPIRED, "", session=session)
+    top = first.root_causes[0]
+    assert top.category is Category.TLS_CERTIFICATE
+    session = followed(session, first, (top.id, "root_cause", "reject"))
+    second = ask(CERT_EXPIRED, "", session=session, similar=[hit], cases=[case])
+    assert top.id not in {c.id for c in second.root_causes}
+    alternative = [c for c in second.root_causes if c.category is Category.TLS_CERTIFICATE]
+    assert alternative, "the past incident is heard as an alternative hypothesis"
+    assert case.id in alternative[0].evidence.notes[0]
+    assert alternative[0].confidence < top.confidence
+    assert any("rejected earlier" in note for note in alternative[0].evidence.notes)
+
+
+def test_an_accepted_cause_stays_the_working_hypothesis() -> None:
+    session = Session(id="s-keep")
+    first = ask(CERT_EXPIRED, CA_QUESTION, session=session)
+    ca = next(c for c in first.root_causes if c.signature_id == "tls-unknown-authority")
+    session = followed(session, first, (ca.id, "root_cause", "accept"))
+    second = ask(CERT_EXPIRED, "what should I check next?", session=session)
+    kept = second.root_causes[0]
+    assert kept.id == ca.id and kept.status == "accepted"
+    assert kept.confidence >= ca.confidence
+    sig = knowledge().get("tls-unknown-authority")
+    assert {engine.step_id(sig.id, s.title) for s in sig.next_steps} <= {s.id for s in second.next_steps}
+    third = ask(CERT_EXPIRED, "anything else?", session=followed(session, second))
+    again = third.root_causes[0]
+    assert again.id == ca.id and again.status == "accepted"
+    assert again.confidence == kept.confidence, "no compounding from turn to turn"
+    assert again.evidence.notes.count(engine.CARRIED_NOTE) <= 1
