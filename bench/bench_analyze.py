@@ -17,10 +17,11 @@ PostgreSQL's active connections pinned at ``max_connections``, orders' p99 laten
 while CPU and memory stay flat.
 
 Both commands run as child processes of the installed console script, output to /dev/null, twice each
-(alternating; the faster run counts, because the machine is shared). Peak RSS is each child's ``ru_maxrss``
-from ``wait4``. Everything is written into a temporary directory that is deleted afterwards.
+(alternating; the faster run counts, because the machine is shared). Peak RSS is measured by GNU time
+(``/usr/bin/time -f %M``) when present, else from ``wait4`` (see :func:`run_child`). Everything is written
+into a temporary directory that is deleted afterwards.
 
-    .venv/bin/python -m bench.bench_analyze                 # 1M lines (~10 min on a busy 2-core machine)
+    .venv/bin/python -m bench.bench_analyze                 # 1M lines (~15 min on a busy 2-core machine)
     .venv/bin/python -m bench.bench_analyze --lines 50000   # smoke run
 """
 
@@ -32,6 +33,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,7 @@ ORIGIN = "postgres"
 EXPECTED_CATEGORIES = ("connection_pool_exhaustion", "database_error")
 START_TOLERANCE_S = 300.0
 CONSOLE_SCRIPT = Path(sys.executable).with_name("faultmaven")
+GNU_TIME = Path("/usr/bin/time")
 
 # style -> (service, container); None service: a node daemon read from the journal, not a pod.
 STYLE_SERVICE: dict[str, tuple[str, str]] = {
@@ -322,19 +325,39 @@ class Run:
 
 
 def run_child(command: Sequence[str], *, keep_stdout: bool = False) -> Run:
-    """Run ``command``; its wall time and peak RSS (``ru_maxrss`` of that child alone, from wait4)."""
-    with open(os.devnull, "wb") as sink, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+    """Run ``command``: its wall time, CPU time and peak RSS.
+
+    Peak RSS comes from GNU time (``%M``) when /usr/bin/time exists. Without it, it is the ``ru_maxrss`` that
+    ``wait4`` reports for the child, which on Linux is at least this process's RSS when the child was
+    spawned (exec records the forked address space's high-water mark), so it is an upper bound.
+    """
+    with (
+        open(os.devnull, "wb") as sink,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryFile() as out,
+        tempfile.NamedTemporaryFile(mode="r", suffix=".time") as timing,
+    ):
+        wrapped = (
+            [str(GNU_TIME), "-f", "%M %U %S", "-o", timing.name, *command] if GNU_TIME.is_file() else command
+        )
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out if keep_stdout else sink, stderr=err)
+        child = subprocess.Popen(wrapped, stdout=out if keep_stdout else sink, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
+        peak_kib, cpu = float(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
+        if GNU_TIME.is_file():
+            fields = timing.read().split()[
+                -3:
+            ]  # the last line; GNU time prefixes a note if the command failed
+            if len(fields) == 3:
+                peak_kib, cpu = float(fields[0]), float(fields[1]) + float(fields[2])
         err.seek(0)
         out.seek(0)
         return Run(
             seconds=elapsed,
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
-            peak_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+            cpu_seconds=cpu,
+            peak_mb=peak_kib / 1024,  # Linux reports KiB
             exit_code=child.returncode,
             stdout=out.read() if keep_stdout else b"",
             stderr=err.read(),
@@ -423,11 +446,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed,
             "generate_s": round(time.perf_counter() - started, 1),
         }
+        result["peak_rss_from"] = (
+            "GNU time %M"
+            if GNU_TIME.is_file()
+            else "wait4 ru_maxrss (upper bound: includes this process's RSS)"
+        )
         if args.keep:
             keep = Path(args.keep)
             keep.mkdir(parents=True, exist_ok=True)
-            (keep / logs.name).write_bytes(logs.read_bytes())
-            (keep / metrics.name).write_bytes(metrics.read_bytes())
+            shutil.copyfile(logs, keep / logs.name)
+            shutil.copyfile(metrics, keep / metrics.name)
 
         templates_cmd = [str(CONSOLE_SCRIPT), "templates", str(logs), "--format", "jsonl"]
         analyze_cmd = [

@@ -18,7 +18,7 @@ timeouts and connection failures), and whether the issue's targets are met: seed
 ≥ 300 req/s; 10k-line p99 ≤ 1 s.
 
 Run: ``python -m bench.bench_api [--duration 15] [--concurrency 32] [--modes embedded,redis-postgres]
-[--payloads seed,10k] [--workers N]``. Every server and database started here is stopped at the end.
+[--payloads seed,10k] [--analysis-processes N]``. Every server and database started here is stopped at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -56,10 +57,15 @@ LOOPBACK = "127.0.0.1"
 SECRET = "bench-shared-secret-0123456789abcdef0123456789"
 SERVER_READY_SECONDS = 60.0
 STOP_SECONDS = 15.0
-TARGETS = {
-    "seed": {"p99_ms_max": 50.0, "rps_min": 300.0},
-    "10k": {"p99_ms_max": 1000.0, "rps_min": None},
-}
+
+
+@dataclass(frozen=True)
+class Target:
+    p99_ms_max: float
+    rps_min: float | None
+
+
+TARGETS = {"seed": Target(p99_ms_max=50.0, rps_min=300.0), "10k": Target(p99_ms_max=1000.0, rps_min=None)}
 
 SEED_LOGS = [
     "2024-05-14T14:05:58Z INFO  checkout-7f9c Started CheckoutApplication in 6.2 seconds",
@@ -127,7 +133,8 @@ def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
         if roll < 0.42:  # gateway access line
             method, route, upstream = rng.choice(_ROUTES)
             path = route.format(id=rng.randint(10_000, 99_999))
-            status, millis = 200, int(rng.lognormvariate(3.4, 0.5))
+            status = 200
+            millis: int | None = int(rng.lognormvariate(3.4, 0.5))
             if incident and upstream in ("payments", "checkout") and rng.random() < 0.55:
                 status, millis = rng.choice((503, 504)), None
             elif rng.random() < 0.01:
@@ -136,7 +143,9 @@ def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
             took = f"{millis}ms" if millis is not None else "upstream timed out"
             trace = f"{rng.getrandbits(64):016x}"
             level = "ERROR" if status >= 500 else "INFO "
-            out.append(f"{stamp} {level} {pod} {method} {path} {status} {took} upstream={upstream} trace={trace}")
+            out.append(
+                f"{stamp} {level} {pod} {method} {path} {status} {took} upstream={upstream} trace={trace}"
+            )
         elif roll < 0.62:  # checkout chatter
             pod = rng.choice(_PODS["checkout"])
             order = rng.randint(1_000_000, 9_999_999)
@@ -155,7 +164,9 @@ def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
                     )
             else:
                 items = rng.randint(1, 7)
-                out.append(f"{stamp} INFO  {pod} order {order} placed with {items} items in {rng.randint(40, 180)}ms")
+                out.append(
+                    f"{stamp} INFO  {pod} order {order} placed with {items} items in {rng.randint(40, 180)}ms"
+                )
         elif roll < 0.78:  # payments: the origin
             pod = rng.choice(_PODS["payments"])
             if incident and rng.random() < 0.6:
@@ -207,7 +218,9 @@ def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
                         "HTTP probe failed with statuscode: 503"
                     )
                 elif kind < 0.8:
-                    out.append(f"{stamp} WARN  kubelet Readiness probe failed for pod {pod}: context deadline exceeded")
+                    out.append(
+                        f"{stamp} WARN  kubelet Readiness probe failed for pod {pod}: context deadline exceeded"
+                    )
                 else:
                     container = pod.split("-")[0]
                     out.append(
@@ -222,7 +235,9 @@ def incident_logs(lines: int = 10_000, *, seed: int = 11) -> list[str]:
         else:  # metrics exporter / gc chatter
             pod = rng.choice(_PODS["payments"] + _PODS["checkout"])
             pause = rng.randint(4, 40) if not incident else rng.randint(20, 160)
-            out.append(f"{stamp} INFO  {pod} GC pause (G1 Evacuation Pause) {pause}ms heap={rng.randint(600, 1500)}MB/2048MB")
+            out.append(
+                f"{stamp} INFO  {pod} GC pause (G1 Evacuation Pause) {pause}ms heap={rng.randint(600, 1500)}MB/2048MB"
+            )
     return out[:lines]
 
 
@@ -261,12 +276,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def serve(*, env: dict[str, str], workdir: Path, workers: int | None) -> Iterator[ServerProcess]:
+def serve(*, env: dict[str, str], workdir: Path, analysis_processes: int) -> Iterator[ServerProcess]:
     """``faultmaven serve`` on a free loopback port, in its own process group; stopped on exit."""
     port = _free_port()
     command = [sys.executable, "-m", "faultmaven.cli", "serve", "--host", LOOPBACK, "--port", str(port)]
-    if workers is not None:
-        command += ["--workers", str(workers)]
+    if analysis_processes:
+        command += ["--analysis-processes", str(analysis_processes)]
     log_path = workdir / "server.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -341,8 +356,8 @@ def storage(mode: str, workdir: Path) -> Iterator[dict[str, str]]:
     from tests.integration.services import postgres_server, redis_server
 
     # the test harness's session fixtures, used as plain context managers
-    redis_cm = contextlib.contextmanager(redis_server.__wrapped__)
-    postgres_cm = contextlib.contextmanager(postgres_server.__wrapped__)
+    redis_cm = contextlib.contextmanager(inspect.unwrap(redis_server))
+    postgres_cm = contextlib.contextmanager(inspect.unwrap(postgres_server))
     with redis_cm() as redis, postgres_cm() as postgres:
         dsn = postgres.dsn("faultmaven_bench")
         asyncio.run(_create_database(postgres.dsn(), "faultmaven_bench"))
@@ -373,13 +388,13 @@ class _Tally:
 
 
 async def drive(
-    base: str, body: bytes, *, concurrency: int, duration: float, warmup: float, timeout: float
+    base: str, body: bytes, *, concurrency: int, duration: float, warmup: float, request_timeout: float
 ) -> dict[str, Any]:
     """``concurrency`` clients, each posting ``body`` back to back. Requests that start during the warm-up
-    are not counted; no request starts after the measuring window; each waits at most ``timeout``."""
+    are not counted; no request starts after the measuring window; each waits at most ``request_timeout`` seconds."""
     headers = {"Authorization": f"Bearer {_token('bench-user')}", "Content-Type": "application/json"}
     tally = _Tally()
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    client_timeout = aiohttp.ClientTimeout(total=request_timeout)
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
         loop = asyncio.get_running_loop()
@@ -425,9 +440,13 @@ async def drive(
 def _verdict(name: str, result: dict[str, Any]) -> dict[str, Any]:
     target = TARGETS[name]
     p99 = result.get("latency_ms", {}).get("p99")
-    meets_latency = p99 is not None and p99 <= target["p99_ms_max"]
-    meets_rps = target["rps_min"] is None or result["rps"] >= target["rps_min"]
-    return {**target, "met": bool(meets_latency and meets_rps and result["errors"] == 0)}
+    meets_latency = p99 is not None and p99 <= target.p99_ms_max
+    meets_rps = target.rps_min is None or result["rps"] >= target.rps_min
+    return {
+        "p99_ms_max": target.p99_ms_max,
+        "rps_min": target.rps_min,
+        "met": bool(meets_latency and meets_rps and result["errors"] == 0),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -436,7 +455,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for mode in args.modes:
         with tempfile.TemporaryDirectory(prefix="fm-bench-api-") as tmp:
             workdir = Path(tmp)
-            with storage(mode, workdir) as env, serve(env=env, workdir=workdir, workers=args.workers) as server:
+            with (
+                storage(mode, workdir) as env,
+                serve(env=env, workdir=workdir, analysis_processes=args.analysis_processes) as server,
+            ):
                 for name, body in bodies.items():
                     duration = args.duration if name == "seed" else args.duration_10k
                     result = asyncio.run(
@@ -446,7 +468,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             concurrency=args.concurrency,
                             duration=duration,
                             warmup=args.warmup,
-                            timeout=args.timeout,
+                            request_timeout=args.timeout,
                         )
                     )
                     case = {
@@ -458,13 +480,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         **result,
                         "target": _verdict(name, result),
                     }
-                    log.warning("case done: %s", json.dumps({k: case[k] for k in ("storage", "payload", "rps")}))
+                    log.warning(
+                        "case done: %s", json.dumps({k: case[k] for k in ("storage", "payload", "rps")})
+                    )
                     cases.append(case)
     return {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "server": f"faultmaven serve (own process{f', --workers {args.workers}' if args.workers else ''})",
+        "server": "faultmaven serve in its own process"
+        + (f", --analysis-processes {args.analysis_processes}" if args.analysis_processes else ""),
         "client": "aiohttp in the benchmark process",
         "cases": cases,
     }
@@ -483,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="Per-request limit in seconds.")
     parser.add_argument("--modes", type=_csv, default=["embedded", "redis-postgres"])
     parser.add_argument("--payloads", type=_csv, default=["seed", "10k"])
-    parser.add_argument("--workers", type=int, default=None, help="Passed to faultmaven serve --workers.")
+    parser.add_argument(
+        "--analysis-processes", type=int, default=0, help="Passed to faultmaven serve --analysis-processes."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     report = run(args)

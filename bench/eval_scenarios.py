@@ -17,7 +17,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from core import engine
 from core.analysis import LogFile, analyze
+from core.answers import Question, Session
 from core.knowledge_base import KnowledgeBase
 from core.metrics import read_metrics
 from core.models import Category, MetricSeries, Report
@@ -63,7 +65,9 @@ def load(folder: Path) -> Scenario:
     return Scenario.model_validate(yaml.safe_load((folder / "scenario.yaml").read_text()))
 
 
-def run_scenario(folder: Path, *, knowledge: KnowledgeBase, use_query: bool = True) -> tuple[Scenario, Report]:
+def run_scenario(
+    folder: Path, *, knowledge: KnowledgeBase, use_query: bool = True
+) -> tuple[Scenario, Report]:
     scenario = load(folder)
     logs: list[LogFile] = []
     metrics: list[MetricSeries] = []
@@ -74,7 +78,9 @@ def run_scenario(folder: Path, *, knowledge: KnowledgeBase, use_query: bool = Tr
             metrics += read_metrics(path)
         else:
             logs.append(LogFile(path=path))
-    report = analyze(logs=logs, metrics=metrics, query=scenario.query if use_query else "", knowledge=knowledge)
+    report = analyze(
+        logs=logs, metrics=metrics, query=scenario.query if use_query else "", knowledge=knowledge
+    )
     return scenario, report
 
 
@@ -85,20 +91,36 @@ def _rank(found: list[str], wanted: set[str]) -> int | None:
     return None
 
 
-def evaluate(root: Path = ROOT, *, use_query: bool = True) -> tuple[dict[str, float], list[Outcome]]:
+def engine_categories(scenario: Scenario, report: Report, *, knowledge: KnowledgeBase) -> list[str]:
+    """The deterministic engine's ranked root-cause categories for the scenario (a fresh session)."""
+    question = Question(user_id="eval", query=scenario.query)
+    answer = engine.answer(question, session=Session(id="eval"), knowledge=knowledge, report=report)
+    return [c.category.value for c in answer.root_causes]
+
+
+def evaluate(
+    root: Path = ROOT, *, use_query: bool = True, through_engine: bool = False
+) -> tuple[dict[str, float], list[Outcome]]:
     knowledge = KnowledgeBase.load()
     outcomes: list[Outcome] = []
     for folder in scenario_dirs(root):
         started = time.perf_counter()
         scenario, report = run_scenario(folder, knowledge=knowledge, use_query=use_query)
         suspects = [s.name for s in report.suspects]
-        categories = [c.category.value for c in report.root_causes]
+        if through_engine:
+            categories = engine_categories(scenario, report, knowledge=knowledge)
+        else:
+            categories = [c.category.value for c in report.root_causes]
         exp = scenario.expected
         outcomes.append(
             Outcome(
                 name=folder.name,
-                suspect_rank=_rank(suspects, {exp.suspect.lower(), *(a.lower() for a in exp.suspect_alternates)}),
-                category_rank=_rank(categories, {exp.category.value, *(c.value for c in exp.category_alternates)}),
+                suspect_rank=_rank(
+                    suspects, {exp.suspect.lower(), *(a.lower() for a in exp.suspect_alternates)}
+                ),
+                category_rank=_rank(
+                    categories, {exp.category.value, *(c.value for c in exp.category_alternates)}
+                ),
                 suspects=suspects[:5],
                 categories=categories[:5],
                 expected_suspect=exp.suspect,
@@ -128,8 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--verbose", action="store_true", help="Include every scenario's outcome.")
     parser.add_argument("--no-query", action="store_true", help="Ignore the scenarios' questions.")
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="Score the deterministic engine's root causes (question + analysis).",
+    )
     args = parser.parse_args(argv)
-    summary, outcomes = evaluate(args.root, use_query=not args.no_query)
+    summary, outcomes = evaluate(args.root, use_query=not args.no_query, through_engine=args.engine)
     out: dict[str, object] = {"summary": summary}
     if args.verbose:
         out["scenarios"] = [o.model_dump() for o in outcomes]

@@ -181,9 +181,7 @@ def _origin_share(
     if total:
         return at_origin / total
     # Only metrics back this match: resources moving at the origin say less about *what* broke than its logs.
-    moved = [
-        a for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)
-    ]
+    moved = [a for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)]
     if not moved:
         return 0.5
     return 0.5 + 0.25 * any(origin.lower() in a.subject.lower() for a in moved)

@@ -967,7 +967,9 @@ class KnowledgeBase:
                 hits[probe_index] = hit
         if question:
             question_mask = 1 << len(messages)
-            candidates = self._prefilter.candidates(probes, text=question_folded, grams=_grams(question_folded))
+            candidates = self._prefilter.candidates(
+                probes, text=question_folded, grams=_grams(question_folded)
+            )
             for probe_index in candidates:
                 if hits[probe_index] is None and probes[probe_index].regex.search(question) is not None:
                     hits[probe_index] = _Hit(in_question=True, mask=question_mask)

@@ -130,7 +130,9 @@ def render_answer_text(answer: Answer) -> str:
         out += ["", "Root causes:"]
         for cause in answer.root_causes:
             mark = " ✓" if cause.status == "accepted" else ""
-            out.append(f"  [{cause.confidence:.2f}] {cause.title} ({cause.category.value}){mark}   id={cause.id}")
+            out.append(
+                f"  [{cause.confidence:.2f}] {cause.title} ({cause.category.value}){mark}   id={cause.id}"
+            )
             for note in cause.evidence.notes[:2]:
                 out.append(f"         - {_clip(note)}")
             for line in cause.evidence.lines[:2]:

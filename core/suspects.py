@@ -31,8 +31,12 @@ _VICTIM = re.compile(
     re.I,
 )
 # Proxies and gateways report their upstreams' failures: their errors are never about themselves alone.
-_PROXY = re.compile(r"nginx|envoy|haproxy|ingress|gateway|traefik|proxy|(?:^|-)lb(?:$|-)|edge|istio|kong", re.I)
-NAMING_ONLY_BLAME = 0.5  # share of an error passed on when it names a peer without saying it failed calling it
+_PROXY = re.compile(
+    r"nginx|envoy|haproxy|ingress|gateway|traefik|proxy|(?:^|-)lb(?:$|-)|edge|istio|kong", re.I
+)
+NAMING_ONLY_BLAME = (
+    0.5  # share of an error passed on when it names a peer without saying it failed calling it
+)
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([A-Za-z0-9_.-]+)")
 _HOST_PORT = re.compile(r"(?<![\w./-])([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*):(\d{2,5})\b")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -130,17 +134,17 @@ def rank_suspects(
                     owner.warnings += count
             weight = count if stats.severity >= ERROR else count * 0.3
             targets = {s for s in named if s != name}
-            for target in targets:
+            for target in sorted(targets):
                 facts[target].mentioned_by[name] += round(weight)
             unmatched = {p for p in peers if p != name}
-            for peer in unmatched:
+            for peer in sorted(unmatched):
                 dependencies[peer] += round(weight)
                 dependency_blamers[peer][name] += round(weight)
             if owner is not None and (targets or unmatched):
                 strength = 1.0 if victim or _PROXY.search(name) else NAMING_ONLY_BLAME
                 owner.victim_errors += count if stats.severity >= ERROR and strength == 1.0 else 0
                 owner.victim_weight += strength * (count if stats.severity >= ERROR else count / 3.0)
-                for target in targets | unmatched:
+                for target in sorted(targets | unmatched):
                     owner.blames[target] += count
 
     # When each service first deviated, and whether its own resources or process moved.
@@ -340,9 +344,14 @@ def _peers(text: str, *, fields: str = "", dns_service: str | None = None) -> se
             if not plain_words_ok and not any(c in peer for c in "-."):
                 continue
             peer = _SVC_SUFFIX.sub("", peer)
-            if peer and peer not in _PEER_STOP and _HOSTNAME.fullmatch(peer) and not _SOURCE_FILE.search(peer):
-                if peer.replace(".", "").isdigit() and not (regex is _HOST_PORT and _IPV4.fullmatch(peer)):
-                    continue
+            if (
+                peer
+                and peer not in _PEER_STOP
+                and _HOSTNAME.fullmatch(peer)
+                and not _SOURCE_FILE.search(peer)
+            ):
+                if peer[0].isdigit() and not (regex is _HOST_PORT and _IPV4.fullmatch(peer)):
+                    continue  # numbers, dates ("2026-03-10t14:23"), versions: only a full IPv4 counts
                 found.add(peer)
     return found
 

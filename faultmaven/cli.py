@@ -26,6 +26,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# Services log at the configured level; one-shot commands keep stderr for warnings and errors.
+LONG_RUNNING = frozenset({"serve", "slack"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faultmaven", description="AI troubleshooting assistant for on-call."
@@ -59,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # pydantic's ValidationError names the offending setting
         print(f"faultmaven: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(level=args.log_level or settings.log_level, fmt=settings.log_format)
+    level = args.log_level or (settings.log_level if args.command in LONG_RUNNING else "WARNING")
+    configure_logging(level=level, fmt=settings.log_format)
     module = _command_module(args.command)
     try:
         return int(module.run(args, settings))

@@ -11,11 +11,16 @@ here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+import multiprocessing
+import signal
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from importlib import resources
 
 from core import engine
@@ -24,6 +29,7 @@ from core.answers import (
     Answer,
     Feedback,
     IncidentCase,
+    LogInput,
     NextStep,
     Question,
     RankedCause,
@@ -35,7 +41,7 @@ from core.answers import (
 )
 from core.errors import NotFoundError
 from core.knowledge_base import EvidenceProfile, KnowledgeBase
-from core.models import Category, Evidence, Report
+from core.models import Category, Evidence, MetricSeries, Report
 from core.prompting import SignatureMatch as PromptSignature
 from core.prompting import build_prompt
 from core.redact import Redactor
@@ -84,6 +90,8 @@ class TroubleshootingService:
         prompts = resources.files("faultmaven") / "prompts"
         self._system_template = (prompts / "system.md").read_text(encoding="utf-8")
         self._user_template = (prompts / "answer.md").read_text(encoding="utf-8")
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
 
     # --- the Troubleshooter port ---------------------------------------------------------------------------
 
@@ -94,7 +102,9 @@ class TroubleshootingService:
         try:
             report = None
             if question.logs or question.metrics:
-                if _small_input(question):
+                if self._pool is not None:
+                    report = await self._analyze_in_pool(question)
+                elif _small_input(question):
                     # a few milliseconds: cheaper here than in a worker thread, whose GIL hand-offs would
                     # stall every socket call the event loop makes meanwhile
                     report = self._analyze(question)
@@ -170,12 +180,32 @@ class TroubleshootingService:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
+    async def start_analysis_processes(self, count: int) -> None:
+        """Analyze in ``count`` worker processes from now on, each with its own copy of the knowledge base:
+        the CPU-bound analysis then uses every core and never holds this process's GIL. Started here (spawn
+        and imports take a moment) rather than on the first request; ``close`` stops them."""
+        if count < 1 or self._pool is not None:
+            return
+        self._pool_size = count
+        pool = self._new_pool()
+        await asyncio.gather(
+            *(asyncio.wrap_future(pool.submit(_analysis_worker_ready)) for _ in range(count))
+        )
+        self._pool = pool
+        log.info("analysis worker processes started", extra={"count": count})
+
     async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(functools.partial(pool.shutdown, wait=True, cancel_futures=True))
         if self.llm is not None:
             await self.llm.close()
         closer = getattr(self.index, "close", None)
         if closer is not None:
             await closer()
+        embedder_closer = getattr(self.embedder, "close", None)  # the remote embedder's HTTP client
+        if embedder_closer is not None:
+            await asyncio.to_thread(embedder_closer)
 
     async def reindex_if_empty(self) -> None:
         """Past incidents live durably in the history store; rebuild the vector index from it when empty."""
@@ -195,6 +225,30 @@ class TroubleshootingService:
                 return session
             return Session(id=question.session_id, channel=question.channel)
         return Session(id=uuid.uuid4().hex, channel=question.channel)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._pool_size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_analysis_worker,
+            initargs=(self.knowledge,),
+        )
+
+    async def _analyze_in_pool(self, question: Question) -> Report:
+        assert self._pool is not None
+        call = functools.partial(_analyze_in_worker, question.logs, question.metrics, question.query)
+        try:
+            if self.tracing is None:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+            attributes = {"sources": len(question.logs), "process": True}
+            with self.tracing.stage("analyze", attributes=attributes):
+                return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except BrokenProcessPool:
+            # a worker died (killed for memory, say): replace the pool; this request is analyzed here
+            log.error("an analysis worker process died; restarting the worker processes")
+            broken, self._pool = self._pool, self._new_pool()
+            broken.shutdown(wait=False, cancel_futures=True)
+            return await asyncio.to_thread(self._analyze, question)
 
     def _analyze(self, question: Question) -> Report:
         if self.tracing is not None:
@@ -406,6 +460,24 @@ class TroubleshootingService:
                 self.metrics.anomalies.labels(source=anomaly.source, kind=anomaly.kind).inc()
 
 
+_worker_knowledge: KnowledgeBase | None = None
+
+
+def _init_analysis_worker(knowledge: KnowledgeBase) -> None:
+    """Runs once in each analysis worker process."""
+    global _worker_knowledge
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it stops the pool
+    _worker_knowledge = knowledge
+
+
+def _analysis_worker_ready() -> bool:
+    return _worker_knowledge is not None
+
+
+def _analyze_in_worker(logs: list[LogInput], metrics: list[MetricSeries], query: str) -> Report:
+    return analyze(logs=logs, metrics=metrics, query=query, knowledge=_worker_knowledge)
+
+
 def _small_input(question: Question) -> bool:
     lines = sum(len(source.lines) for source in question.logs)
     if lines > INLINE_MAX_LINES:
@@ -503,7 +575,8 @@ async def create_troubleshooter(
     """Build the service from settings: knowledge (builtin + team runbooks), embedder, vector index, LLM."""
     extra = [settings.runbooks_dir] if settings.runbooks_dir else []
     knowledge = await asyncio.to_thread(KnowledgeBase.load, extra_dirs=extra)
-    embedder = _embedder(settings)
+    # A remote embedder may probe its API for the vector size when built: never on the event loop.
+    embedder = await asyncio.to_thread(_embedder, settings)
     index = _index(settings, dimension=embedder.dimension)
     llm = LLMClient(settings) if settings.llm_base_url else None
     service = TroubleshootingService(

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     vector_index: Literal["embedded", "pinecone"] = "embedded"
     pinecone_api_key: SecretStr | None = None
     pinecone_index: str = "faultmaven"
-    pinecone_host: str | None = Field(default=None, description="The index's data-plane host; skips a lookup.")
+    pinecone_host: str | None = Field(
+        default=None, description="The index's data-plane host; skips a lookup."
+    )
     team: str = "default"
 
     # --- LLM (any OpenAI-compatible server) ----------------------------------------------------------------

@@ -497,6 +497,7 @@ def _multivariate(
     # scikit-learn costs about a second to import: only pay for it when several series share timestamps.
     from sklearn.decomposition import PCA
     from sklearn.ensemble import IsolationForest
+
     common = timed[0].times
     assert common is not None
     for p in timed[1:]:

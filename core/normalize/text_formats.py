@@ -11,6 +11,7 @@ from typing import Final
 from core.models import Severity
 from core.normalize.fields import Fields
 from core.normalize.severity import severity_from_text
+from core.normalize.structured import parse_logfmt
 from core.normalize.timestamps import ISO_PREFIX, from_epoch_text, iso_parts, month_day
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def after_timestamp(line: str, pos: int, moment: datetime | None) -> Fields:
 def _without_level(line: str, pos: int, moment: datetime | None) -> Fields:
     python = _PY_PART.match(line, pos)
     if python is None:
+        if "=" in line:
+            pairs = _logfmt_after(line, pos, moment)
+            if pairs is not None:
+                return pairs
         return {"timestamp": moment, "message": line[pos:]}
     level = python[2]
     return {
@@ -83,6 +88,18 @@ def _without_level(line: str, pos: int, moment: datetime | None) -> Fields:
         "logger": python[1],
         "message": line[python.end() :],
     }
+
+
+def _logfmt_after(line: str, pos: int, moment: datetime | None) -> Fields | None:
+    """Fields of logfmt pairs after a leading timestamp (``<time> level=error msg="..." k=v``), or None
+    when the rest of the line is not logfmt. The leading timestamp is the record's time; a time field
+    among the pairs counts only when the leading one is missing."""
+    fields = parse_logfmt(line[pos:])
+    if fields is None:
+        return None
+    if moment is not None or fields.get("timestamp") is None:
+        fields["timestamp"] = moment
+    return fields
 
 
 def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str | None, ...]) -> Fields:

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValidationError as exc:
         where = {".".join(str(p) for p in error["loc"]) for error in exc.errors(include_input=False)}
-        names = {"query": "the question", "user_id": "--user", "session_id": "--session"}
+        names = {"query": "question", "user_id": "--user", "session_id": "--session"}
         raise InputError(
             "invalid " + ", ".join(sorted(names.get(w, w) for w in where)) + ": " + exc.errors()[0]["msg"]
         ) from exc

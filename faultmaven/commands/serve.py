@@ -4,13 +4,16 @@ when Slack is configured."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 
 from aiohttp import web
 
+from core.errors import InputError
 from faultmaven.services import Services
 from faultmaven.settings import Settings
 from handlers.app import check_bind_allowed, create_app, server_ssl_context
+from handlers.keys import SERVICES_KEY
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=None, help="Port to listen on (default from config: 8080)."
     )
+    parser.add_argument(
+        "--analysis-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Run the log and metric analysis in N worker processes (uses N cores; each holds a copy of the "
+        "knowledge base). 0, the default, analyzes in this process.",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,7 +42,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ssl_context = server_ssl_context(settings)
     from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
 
+    if args.analysis_processes < 0:
+        raise InputError(f"--analysis-processes must be 0 or more, not {args.analysis_processes}.")
     app = create_app(settings, Services(settings), extensions=[slack_routes])
+    if args.analysis_processes:
+        app.on_startup.append(functools.partial(_start_analysis_processes, count=args.analysis_processes))
     scheme = "https" if ssl_context else "http"
     log.info("serving", extra={"url": f"{scheme}://{host}:{port}"})
     # run_app installs SIGINT/SIGTERM handlers: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish,
@@ -47,3 +62,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         handle_signals=True,
     )
     return 0
+
+
+async def _start_analysis_processes(app: web.Application, *, count: int) -> None:
+    """After the services started (the app's cleanup context runs first): move analysis to processes."""
+    from faultmaven.service import TroubleshootingService
+
+    troubleshooter = app[SERVICES_KEY].troubleshooter
+    if isinstance(troubleshooter, TroubleshootingService):
+        await troubleshooter.start_analysis_processes(count)

@@ -111,9 +111,10 @@ def test_gzipped_logs_are_read(tmp_path: Path) -> None:
         (["why?", "--logs", "missing.log"], "log file not found: missing.log"),
         (["why?", "--metrics", "nope/metrics.csv"], "metrics file not found: nope/metrics.csv"),
         ([""], "nothing to ask"),
-        (["x" * 20_001], "invalid the question"),
+        (["x" * 20_001], "invalid question: String should have at most 20000 characters"),
+        (["why?", "--user", ""], "invalid --user"),
     ],
-    ids=["missing-logs", "missing-metrics", "empty-request", "question-too-long"],
+    ids=["missing-logs", "missing-metrics", "empty-request", "question-too-long", "empty-user"],
 )
 def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = run(tmp_path, *args)

@@ -35,7 +35,7 @@ CA_QUESTION = (
 NOT_LOGS = {".yaml", ".csv", ".md"}
 
 # Secrets planted in the data and the question; none may reach the LLM server.
-AWS_KEY = "AKIAQ3LEDGERX7EXAMPLE"
+AWS_KEY = "AKIAQ3LEDGERX7EXAMPL"  # 20 characters, like a real access key id
 PASSWORD = "Tr0ub4dor-ledger-9"
 DSN = "postgres://billing_app:Ledg3rDbPass@ledger-db.payments.internal:5432/ledger"
 DSN_PASSWORD = "Ledg3rDbPass"
@@ -80,8 +80,8 @@ class Backend:
 @pytest.fixture(params=["sqlite", "redis+postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
-        return Backend("sqlite", Settings(_env_file=None, data_dir=tmp_path / "data"))  # type: ignore[call-arg]
-    settings = Settings(  # type: ignore[call-arg]
+        return Backend("sqlite", Settings(_env_file=None, data_dir=tmp_path / "data"))
+    settings = Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
         redis_url=request.getfixturevalue("redis_url"),
@@ -126,8 +126,8 @@ def feedback(answer: Answer, item_id: str, verdict: str) -> Feedback:
     return Feedback(
         session_id=answer.session_id,
         item_id=item_id,
-        item_kind=kind,  # type: ignore[arg-type]
-        verdict=verdict,  # type: ignore[arg-type]
+        item_kind=kind,
+        verdict=verdict,
         user_id="U-maria",
         comment=f"{verdict}ed in the test",
     )
@@ -281,7 +281,7 @@ def llm_settings(tmp_path: Path, server: FakeOpenAI, **overrides: Any) -> Settin
         "llm_timeout_seconds": 3.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 async def test_a_valid_llm_answer_is_used(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
@@ -327,7 +327,7 @@ async def test_llm_failures_fall_back_to_the_deterministic_engine(
     async with running(llm_settings(tmp_path, fake_openai, llm_timeout_seconds=0.5)) as svc:
         answer = await svc.ask(question)
         stored = await svc.get_session(answer.session_id)
-    async with running(Settings(_env_file=None, data_dir=tmp_path / "plain")) as plain:  # type: ignore[call-arg]
+    async with running(Settings(_env_file=None, data_dir=tmp_path / "plain")) as plain:
         expected = await plain.ask(question)
     assert answer.engine == "deterministic"
     assert answer.engine_note is not None and why in answer.engine_note
@@ -451,7 +451,7 @@ async def test_secrets_never_reach_a_remote_embedder(tmp_path: Path, fake_openai
             ResolveRequest(
                 user_id="U-maria",
                 title=f"ledger db login failed for {EMAIL}",
-                root_cause=f"the billing_app role password was rotated; the old one ({PASSWORD}) was cached",
+                root_cause=f"the billing_app role password was rotated; the old password={PASSWORD} was cached",
                 fix=f"restarted billing with the new secret; the slack bot ({SLACK_TOKEN}) announced it",
             ),
         )

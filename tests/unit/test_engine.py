@@ -96,8 +96,8 @@ def followed(session: Session, answer: Answer, *feedback: tuple[str, str, str]) 
         Feedback(
             session_id=session.id,
             item_id=item,
-            item_kind=kind,  # type: ignore[arg-type]
-            verdict=verdict,  # type: ignore[arg-type]
+            item_kind=kind,
+            verdict=verdict,
             user_id="u-oncall",
         )
         for item, kind, verdict in feedback

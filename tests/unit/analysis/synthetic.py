@@ -11,7 +11,13 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def record(
-    i: int, *, at: datetime, service: str, message: str, severity: Severity = Severity.INFO, pod: str | None = None
+    i: int,
+    *,
+    at: datetime,
+    service: str,
+    message: str,
+    severity: Severity = Severity.INFO,
+    pod: str | None = None,
 ) -> LogRecord:
     return LogRecord(
         source=f"{service}.log",
@@ -34,12 +40,34 @@ def pool_exhaustion_incident(seed: int = 7) -> list[LogRecord]:
         incident = t >= T0 + timedelta(minutes=30)
         order = rng.randint(100000, 999999)
         ms = rng.randint(8, 60)
-        out.append(record(i, at=t, service="checkout", message=f"POST /api/checkout order={order} status=200 took {ms}ms"))
+        out.append(
+            record(
+                i,
+                at=t,
+                service="checkout",
+                message=f"POST /api/checkout order={order} status=200 took {ms}ms",
+            )
+        )
         i += 1
-        out.append(record(i, at=t, service="payments", message=f"charge ok order={order} amount={rng.randint(5, 400)}.00 USD"))
+        out.append(
+            record(
+                i,
+                at=t,
+                service="payments",
+                message=f"charge ok order={order} amount={rng.randint(5, 400)}.00 USD",
+            )
+        )
         i += 1
         if rng.random() < 0.02:
-            out.append(record(i, at=t, service="checkout", message="slow cache refresh took 1200ms", severity=Severity.WARN))
+            out.append(
+                record(
+                    i,
+                    at=t,
+                    service="checkout",
+                    message="slow cache refresh took 1200ms",
+                    severity=Severity.WARN,
+                )
+            )
             i += 1
         if incident and rng.random() < 0.5:
             out.append(

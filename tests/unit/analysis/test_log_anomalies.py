@@ -62,9 +62,15 @@ def test_origin_outranks_the_louder_victim() -> None:
 
 def test_positions_replace_time_when_timestamps_are_missing() -> None:
     records = [
-        LogRecord(source="x.log", line=i + 1, message=f"worker {i % 7} processed batch {i}") for i in range(300)
+        LogRecord(source="x.log", line=i + 1, message=f"worker {i % 7} processed batch {i}")
+        for i in range(300)
     ] + [
-        LogRecord(source="x.log", line=301 + i, severity=Severity.ERROR, message="disk write failed: No space left on device")
+        LogRecord(
+            source="x.log",
+            line=301 + i,
+            severity=Severity.ERROR,
+            message="disk write failed: No space left on device",
+        )
         for i in range(40)
     ]
     table = _table(records)
@@ -77,13 +83,23 @@ def test_positions_replace_time_when_timestamps_are_missing() -> None:
 
 
 def test_restart_signatures_need_repetition() -> None:
-    records = [record(0, at=T0, service="api", message="Started ApiApplication in 4.2 seconds (JVM running for 5.0)")]
-    records += [record(i, at=T0 + timedelta(seconds=i), service="api", message=f"GET /orders/{i} 200") for i in range(1, 50)]
+    records = [
+        record(0, at=T0, service="api", message="Started ApiApplication in 4.2 seconds (JVM running for 5.0)")
+    ]
+    records += [
+        record(i, at=T0 + timedelta(seconds=i), service="api", message=f"GET /orders/{i} 200")
+        for i in range(1, 50)
+    ]
     table = _table(records)
     anomalies = detect_log_anomalies(table, build_timeline(table), bursts=[], start=None)
     assert not [a for a in anomalies if a.kind == "restart"]
     records += [
-        record(60 + i, at=T0 + timedelta(seconds=60 + i * 20), service="api", message="Back-off restarting failed container api")
+        record(
+            60 + i,
+            at=T0 + timedelta(seconds=60 + i * 20),
+            service="api",
+            message="Back-off restarting failed container api",
+        )
         for i in range(5)
     ]
     table = _table(records)

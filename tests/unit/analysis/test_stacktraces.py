@@ -67,7 +67,10 @@ def test_group_key_separates_same_type_at_different_frames() -> None:
 
 def test_crash_signatures() -> None:
     assert crash_signature("Last State: Terminated Reason: OOMKilled Exit Code: 137") == "oom_killed"
-    assert crash_signature('Back-off restarting failed container api in pod "api-7d9f8b6c5-x2x9k"') == "crash_loop"
+    assert (
+        crash_signature('Back-off restarting failed container api in pod "api-7d9f8b6c5-x2x9k"')
+        == "crash_loop"
+    )
     assert crash_signature("Started PaymentsApplication in 7.412 seconds (JVM running for 8.1)") == "restart"
     assert crash_signature("GET /api/orders 200 12ms") is None
 

@@ -37,8 +37,10 @@ EXPECTED_FORMATS = {
     "otel.jsonl": "jsonl",
     "bunyan.jsonl": "jsonl",
     "gcp.jsonl": "jsonl",
+    "k8s_events.jsonl": "jsonl",
     "fluentbit_k8s.jsonl": "docker_json",
     "logfmt.log": "logfmt",
+    "iso_logfmt.log": "iso",
     "docker_json.log": "docker_json",
     "cri.log": "cri",
     "kibana_export.csv": "csv",
@@ -300,6 +302,24 @@ def test_logfmt_fields() -> None:
     assert records[7].severity is Severity.ERROR  # grafana's "eror"
     assert records[7].logger == "alerting.notifier.slack"
     assert records[8].severity is Severity.FATAL
+
+
+def test_timestamp_then_logfmt_takes_the_pairs() -> None:
+    records, _ = load("iso_logfmt.log")
+    assert len(records) == 7
+    failed = records[2]
+    assert failed.timestamp == datetime(2026, 3, 2, 10, 15, 4, 123000, tzinfo=UTC)
+    assert failed.severity is Severity.ERROR
+    assert failed.severity_text == "error"
+    assert failed.service == "payments"
+    assert failed.message == "payment failed"
+    assert failed.attributes == {"err": "context deadline exceeded", "order_id": "ord_81723", "attempt": "3"}
+    assert records[1].severity is Severity.DEBUG
+    assert records[3].severity is Severity.WARN
+    assert records[4].attributes["upstream"] == "https://psp.example.net/v1/captures"
+    # a line whose rest is not key=value pairs keeps it as the message
+    assert records[5].severity is Severity.UNSPECIFIED
+    assert records[5].message == "worker heartbeat missed for 3 intervals"
 
 
 def test_docker_json_file() -> None:

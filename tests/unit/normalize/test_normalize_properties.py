@@ -393,6 +393,29 @@ def test_logfmt_round_trip(moment: datetime, level: str, message: str, pairs: di
 @SETTINGS
 @given(
     moment=MOMENTS,
+    level=LEVELS,
+    message=st.text(max_size=40),
+    pairs=st.dictionaries(IDENT.map(lambda k: "k_" + k), WORD, max_size=4),
+    stamp_in_pairs=st.booleans(),
+)
+def test_timestamp_then_logfmt_round_trip(
+    moment: datetime, level: str, message: str, pairs: dict[str, str], stamp_in_pairs: bool
+) -> None:
+    rest = "".join(f" {key}={value}" for key, value in pairs.items())
+    # a time among the pairs does not override the leading one
+    other = " ts=2001-01-01T00:00:00Z" if stamp_in_pairs else ""
+    line = f"{moment.isoformat()}{other} level={level} msg={json.dumps(message)}{rest}"
+    record = one([line])
+    assert (record.timestamp, record.severity_text) == (moment, level)
+    assert record.severity is not Severity.UNSPECIFIED
+    assert record.message == (message[:-1] if message.endswith("\n") else message)
+    for key, value in pairs.items():
+        assert record.attributes[key] == value
+
+
+@SETTINGS
+@given(
+    moment=MOMENTS,
     message=MESSAGE,
     cuts=st.lists(st.integers(1, 59), max_size=3),
     stream=st.sampled_from(["stdout", "stderr"]),
