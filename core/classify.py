@@ -19,7 +19,7 @@ from core.models import Anomaly, Category, Evidence, EvidenceLine, RootCause, Se
 ERROR = int(Severity.ERROR)
 WARN = int(Severity.WARN)
 MAX_MESSAGES = 400
-UNCERTAINTY = 0.6  # score mass reserved for "something we did not see"
+UNCERTAINTY = 0.35  # a rival explanation we did not see, always in the running
 MAX_CONFIDENCE = 0.95
 
 

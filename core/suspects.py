@@ -40,6 +40,7 @@ NAMING_ONLY_BLAME = (
 _URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]+@)?([A-Za-z0-9_.-]+)")
 _HOST_PORT = re.compile(r"(?<![\w./-])([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*):(\d{2,5})\b")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_EXCEPTION_NAME = re.compile(r"(?:Exception|Error|Throwable)$")
 _ATTRIBUTES = re.compile(r" \{[^{}]*\}$")
 _DNS_FAILURE = re.compile(
     r"no such host|name resolution|Name or service not known|NXDOMAIN|SERVFAIL|could not resolve|"
@@ -412,8 +413,8 @@ def _component_suspects(table: LogTable) -> list[Suspect]:
     out: list[Suspect] = []
     for cid, count in counts.most_common(5):
         name = table.components[cid]
-        if name == NO_SERVICE:
-            continue
+        if name == NO_SERVICE or _EXCEPTION_NAME.search(name):
+            continue  # an exception class parsed as the logger says nothing about where it happened
         out.append(
             Suspect(
                 name=name,
