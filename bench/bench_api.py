@@ -387,8 +387,32 @@ class _Tally:
     statuses: Counter[str] = field(default_factory=Counter)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds used so far by the live processes of a process group (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[2] is the process group; utime and stime are fields 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 async def drive(
-    base: str, body: bytes, *, concurrency: int, duration: float, warmup: float, request_timeout: float
+    base: str,
+    body: bytes,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    request_timeout: float,
+    server_pgid: int | None = None,
 ) -> dict[str, Any]:
     """``concurrency`` clients, each posting ``body`` back to back. Requests that start during the warm-up
     are not counted; no request starts after the measuring window; each waits at most ``request_timeout`` seconds."""
@@ -400,6 +424,12 @@ async def drive(
         loop = asyncio.get_running_loop()
         measure_from = loop.time() + warmup
         stop_at = measure_from + duration
+        cpu_at_start: list[float] = []
+
+        async def start_cpu_clock() -> None:
+            await asyncio.sleep(warmup)
+            if server_pgid is not None:
+                cpu_at_start.append(group_cpu_seconds(server_pgid))
 
         async def client() -> None:
             while (started := loop.time()) < stop_at:
@@ -415,8 +445,11 @@ async def drive(
                     tally.latencies.append((loop.time() - started) * 1000)
                     tally.statuses[outcome] += 1
 
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        await asyncio.gather(start_cpu_clock(), *(client() for _ in range(concurrency)))
         elapsed = loop.time() - measure_from
+        server_cpu = (
+            group_cpu_seconds(server_pgid) - cpu_at_start[0] if cpu_at_start and server_pgid else None
+        )
     done = len(tally.latencies)
     errors = sum(count for outcome, count in tally.statuses.items() if outcome != "200")
     result: dict[str, Any] = {
@@ -426,6 +459,10 @@ async def drive(
         "rps": round(done / elapsed, 1) if elapsed > 0 else 0.0,
         "statuses": dict(sorted(tally.statuses.items())),
     }
+    if server_cpu is not None and done:
+        # CPU the server (and its worker processes) spent per answered request: steadier than latency on
+        # a shared machine (requests still in flight at the start are counted against this window)
+        result["server_cpu_ms_per_request"] = round(server_cpu * 1000 / done, 2)
     if tally.latencies:
         result["latency_ms"] = {
             "p50": round(_percentile(tally.latencies, 0.50), 1),
@@ -469,6 +506,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             duration=duration,
                             warmup=args.warmup,
                             request_timeout=args.timeout,
+                            server_pgid=server.proc.pid,
                         )
                     )
                     case = {

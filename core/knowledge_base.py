@@ -706,6 +706,11 @@ def _score_text_refs(
     return parts, matched, seen_exceptions
 
 
+def _no_text_refs() -> tuple[dict[str, list[float]], list[str], set[str]]:
+    """What :func:`_score_text_refs` gives a signature none of whose probes hit."""
+    return {kind: [] for kind in _CAPS}, [], set()
+
+
 def _describe(ref: _Ref, hit: _Hit) -> str:
     if hit.in_question and hit.best_weight < 0:
         if ref.kind == "question":
@@ -719,38 +724,38 @@ def _describe(ref: _Ref, hit: _Hit) -> str:
 class _Prefilter:
     """Which probes can possibly hit a text, found without visiting every probe.
 
-    A probe whose required literal has 4-grams is filed under its first one: only probes filed under a
-    4-gram of the text are candidates, and those still need all their grams and the literal itself in the
-    text. Probes with no grams (no literal, or one shorter than a gram) are always candidates.
+    A probe whose required literal has 4-grams is filed under the one fewest other probes have (so a common
+    piece such as "erro" does not make half the probes candidates): only probes filed under a 4-gram of the
+    text are candidates, and those still need all their grams and the literal itself in the text. Probes
+    with no grams (no literal, or one shorter than a gram) are always candidates.
     """
 
     by_gram: dict[str, tuple[int, ...]]
     gramless: tuple[int, ...]
+    keys: frozenset[str]
 
     @classmethod
     def build(cls, probes: Sequence[_Probe]) -> _Prefilter:
+        frequency: dict[str, int] = {}
+        for probe in probes:
+            for gram in set(probe.grams):
+                frequency[gram] = frequency.get(gram, 0) + 1
         by_gram: dict[str, list[int]] = {}
         gramless: list[int] = []
         for index, probe in enumerate(probes):
             if probe.grams:
-                by_gram.setdefault(probe.grams[0], []).append(index)
+                rarest = min(probe.grams, key=lambda gram: (frequency[gram], gram))
+                by_gram.setdefault(rarest, []).append(index)
             else:
                 gramless.append(index)
-        return cls({gram: tuple(ids) for gram, ids in by_gram.items()}, tuple(gramless))
+        return cls({gram: tuple(ids) for gram, ids in by_gram.items()}, tuple(gramless), frozenset(by_gram))
 
     def candidates(self, probes: Sequence[_Probe], *, text: str, grams: set[str]) -> list[int]:
         """Indexes, in probe order, of the probes whose literal (if any) occurs in ``text``."""
         found = list(self.gramless)
         by_gram = self.by_gram
-        if len(grams) < len(by_gram):
-            for gram in grams:
-                filed = by_gram.get(gram)
-                if filed is not None:
-                    found.extend(filed)
-        else:
-            for gram, filed in by_gram.items():
-                if gram in grams:
-                    found.extend(filed)
+        for gram in self.keys.intersection(grams):
+            found.extend(by_gram[gram])
         found.sort()
         out: list[int] = []
         for index in found:
@@ -880,7 +885,10 @@ class KnowledgeBase:
                 and not (metric_names and _names_any_metric(compiled.metrics, metric_names, named))
             ):
                 continue  # nothing in the evidence can give this signature a score
-            parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
+            if probe_ids.isdisjoint(hit_probes):
+                parts, matched, seen_exceptions = _no_text_refs()
+            else:
+                parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
             for full, simple, dotted in compiled.exception_names:
                 if full in seen_exceptions:
                     continue  # already counted from the log text; the report names the same exception

@@ -55,7 +55,7 @@ PLACEHOLDER_RE: Final = re.compile(
 _QUOTE_CHARS = "\"'"
 # One token: a run of non-space characters and quoted spans. A single quote opens a span only at a token
 # boundary and closes only at one, so apostrophes in words ("don't") do not start a span.
-_TOKEN_RE: Final = re.compile(r"""(?:"(?:[^"\\\n]|\\.)*"|(?<![\w'])'[^'\n]*'(?![\w'])|[^\s])+""")
+_TOKEN_RE: Final = re.compile(r"""(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|(?<![\w'])'[^'\n]*'(?![\w'])|[^\s])+""")
 
 # An HTTP request line in quotes ("GET /path HTTP/1.1") is structure, not one opaque value.
 _REQUEST_IN_QUOTES: Final = re.compile(r'"(?:GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS|CONNECT|TRACE) ')
@@ -118,6 +118,7 @@ _EMBEDDED: Final = re.compile(
 )
 
 _DIGITS = frozenset("0123456789")
+_DIGITS_TO_ZERO: Final = str.maketrans("123456789", "000000000")
 
 # The common typed tokens in one pass, for the cache-miss path: [key=][brackets]VALUE[punctuation].
 # Whenever it matches, mask_token gives the same answer (a property test holds the two together);
@@ -311,6 +312,10 @@ class Masker:
 
     def __init__(self, *, cache_size: int = 200_000) -> None:
         self._shapes: dict[str, str] = {}
+        # Results of tokens without letters, by the token with every digit turned to "0": without a letter
+        # there is no "0x" and no Kubernetes name, the only places masking looks at a digit's value, so
+        # such tokens mask alike wherever their digits stand alike. Kept only for results with no digit.
+        self._by_digit_places: dict[str, str] = {}
         self._cache_size = cache_size
 
     def mask_tokens(self, tokens: list[str]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
@@ -326,10 +331,21 @@ class Masker:
 
     def _miss(self, token: str) -> str:
         if token.isdigit() and token.isascii():
-            return "<NUM>"
+            return "<NUM>"  # not cached: every number would take a place in the cache
+        places = None
+        if token.lower() == token.upper():  # no cased letter
+            places = token.translate(_DIGITS_TO_ZERO)
+            found = self._by_digit_places.get(places)
+            if found is not None:
+                return found
         masked = fast_mask(token)
         if masked is None:
             masked = mask_token(token)[0]
+        if places is not None and _DIGITS.isdisjoint(masked):
+            if len(self._by_digit_places) >= self._cache_size:
+                self._by_digit_places.clear()
+            self._by_digit_places[places] = masked
+            return masked
         if len(self._shapes) >= self._cache_size:
             self._shapes.clear()
         self._shapes[token] = masked

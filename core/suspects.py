@@ -164,7 +164,11 @@ def rank_suspects(
         if anomaly.kind == "restart":
             note = anomaly.evidence.notes[0] if anomaly.evidence.notes else ""
             severe = any(k in note for k in ("oom", "crash_loop", "panic", "exit"))
-            if severe or (anomaly.magnitude or 0) >= 3:
+            chronic = (
+                start is not None and anomaly.start is not None and anomaly.start.timestamp() < start - 3600
+            )
+            if (severe or (anomaly.magnitude or 0) >= 3) and not chronic:
+                # a crash signature present an hour before the incident is background, not its cause
                 facts[name].crash = max(facts[name].crash, anomaly.score)
                 facts[name].crash_kinds.add(note.removeprefix("signature: "))
         deviates = anomaly.kind in (

@@ -49,7 +49,85 @@ _DIGITS = frozenset("0123456789")
 # Kubernetes' name alphabet, and the rest. Two messages with the same folded text have the same shape
 # whenever that shape keeps no digit of its own (every digit went into a placeholder).
 _FOLD_DIGITS = bytes.maketrans(b"0123456789", b"0121222222")
+# Every digit folded to "0": two messages with the same text up to digit values have the same shape when
+# that shape keeps no digit and the message has neither of the two places where masking looks at a
+# digit's value (see _digit_values_matter). Whether those places exist depends only on the non-digit
+# characters and on where the digits are, which the folded text keeps, so the test made on the message
+# that stored a key holds for every message that finds it.
+_FOLD_ALL_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
+# "0x" starts a hex number. A Kubernetes generated name is a whole run of [a-z0-9-] with a lowercase
+# letter whose last segment has five characters (the random suffix) and maybe a 5-10 character one before
+# it (the replica set hash); their alphabet has some digits and not others. Masking sees no other digit
+# values (a token's core is always a whole such run, as its delimiters are none of these characters).
 _ASCII_DIGIT = re.compile(r"[0-9]")
+_DIGIT_BEFORE_X = re.compile(r"[0-9][xX]")
+_LAST_SEGMENT = re.compile(r"-[a-z0-9]{5}(?![a-z0-9-])")
+_RUN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+_LOWER = re.compile(r"[a-z]")
+_CORE_OPENERS = frozenset("([{\"'=")
+_CORE_CLOSERS = frozenset(")]}\"',;:.!?")
+
+
+def _name_runs(message: str) -> Iterator[str]:
+    """The runs of ``message`` that masking could take for a Kubernetes generated name: a whole token core
+    (from the start of a token, a bracket, a quote or "=" to the end of one or trailing punctuation) of
+    [a-z0-9-] with a lowercase letter, ending in a dash and five characters."""
+    for suffix in _LAST_SEGMENT.finditer(message):
+        start = len(message[: suffix.start()].rstrip(_RUN_CHARS))
+        before = message[start - 1] if start else " "
+        after = message[suffix.end() : suffix.end() + 1] or " "
+        if (before in _CORE_OPENERS or before.isspace()) and (after in _CORE_CLOSERS or after.isspace()):
+            run = message[start : suffix.end()]
+            if _LOWER.search(run) is not None:
+                yield run
+
+
+def _digit_values_matter(message: str) -> bool:
+    """Whether masking ``message`` could depend on which digit stands somewhere, not only on where."""
+    if _DIGIT_BEFORE_X.search(message) is not None:
+        return True
+    for run in _name_runs(message):
+        segments = run.split("-")
+        if _ASCII_DIGIT.search(segments[-1]) is not None:
+            return True
+        if len(segments) > 2 and 5 <= len(segments[-2]) <= 10 and _ASCII_DIGIT.search(segments[-2]):
+            return True
+    return False
+
+
+def _suffix_runs_with_letters(message: str) -> bool:
+    """Whether ``message`` has a run that could be a Kubernetes generated name (its letters matter)."""
+    return next(_name_runs(message), None) is not None
+
+
+# Hex values as masking sees them: a UUID, or a run of 8 or more lowercase hex characters, each bounded
+# like masking's embedded values (no letter, digit or "." before, no word character after). Masking looks
+# at such a value only for its length and for having digits and letters (a run with two or more letters
+# cannot be a number with an exponent or a duration in days), except in two places: inside a Kubernetes
+# name (_suffix_runs_with_letters rules those messages out), and at the start of a key, URL scheme or
+# "name:123" identifier, where whether it starts with a letter counts (kept when one of "=.-+:" follows).
+# So each one can stand for all the values like it in the hex-folded cache key.
+_HEX_VALUE = re.compile(
+    r"(?<![0-9A-Za-z.])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})(?!\w)"
+)
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_KEY_CONTINUATIONS = frozenset("=.-+:")
+
+
+def _hex_stand_in(match: re.Match[str]) -> str:
+    text = match.group()
+    size = len(text)
+    letters = len(text.replace("-", "").translate(_NO_DIGITS))
+    end = match.end()
+    following = match.string[end : end + 1]
+    first = "a" if following in _KEY_CONTINUATIONS and following and text[0] > "9" else "0"
+    if size == 36 and text[8] == "-":
+        if letters in (0, 32):
+            return text
+        return f"{first}000000a-0000-0000-0000-000000000000"
+    if letters < 2 or size - letters < 2:
+        return text
+    return f"{first}0a0a{'0' * (size - 5)}"
 
 
 def template_id_for(template: str) -> str:
@@ -122,6 +200,8 @@ class TemplateMiner:
         self._buckets: dict[tuple[int, str], list[int]] = {}
         self._shapes: dict[tuple[str, ...], int] = {}
         self._folded: dict[bytes, int] = {}
+        self._folded_all: dict[bytes, int] = {}
+        self._folded_hex: dict[bytes, int] = {}
         self._next_id = 0
         self._tick = 0
 
@@ -132,7 +212,17 @@ class TemplateMiner:
         self._tick += 1
         if "\n" in message:
             message = message[: message.index("\n")]
-        folded = message.encode("utf-8", "surrogatepass").translate(_FOLD_DIGITS)
+        encoded = message.encode("utf-8", "surrogatepass")
+        folded_all = encoded.translate(_FOLD_ALL_DIGITS)
+        cid = self._folded_all.get(folded_all)
+        if cid is not None:
+            cluster = self._clusters.get(cid)
+            if cluster is not None:
+                cluster.count += 1
+                cluster.last = self._tick
+                return cid
+            del self._folded_all[folded_all]
+        folded = encoded.translate(_FOLD_DIGITS)
         cid = self._folded.get(folded)
         if cid is not None:
             cluster = self._clusters.get(cid)
@@ -141,6 +231,18 @@ class TemplateMiner:
                 cluster.last = self._tick
                 return cid
             del self._folded[folded]
+        stand_in = _HEX_VALUE.sub(_hex_stand_in, message)
+        folded_hex = b""
+        if stand_in != message:
+            folded_hex = stand_in.encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
+            cid = self._folded_hex.get(folded_hex)
+            if cid is not None:
+                cluster = self._clusters.get(cid)
+                if cluster is not None:
+                    cluster.count += 1
+                    cluster.last = self._tick
+                    return cid
+                del self._folded_hex[folded_hex]
         shape = self._masker.shape(tokenize(message))
         cid = self._shapes.get(shape)
         if cid is None or cid not in self._clusters:
@@ -153,9 +255,18 @@ class TemplateMiner:
             cluster.count += 1
             cluster.last = self._tick
         if _ASCII_DIGIT.search(" ".join(shape)) is None:
-            if len(self._folded) >= self.shape_cache_size:
-                self._folded.clear()
-            self._folded[folded] = cid
+            if _digit_values_matter(message):
+                if len(self._folded) >= self.shape_cache_size:
+                    self._folded.clear()
+                self._folded[folded] = cid
+            elif folded_hex and not _suffix_runs_with_letters(message):
+                if len(self._folded_hex) >= self.shape_cache_size:
+                    self._folded_hex.clear()
+                self._folded_hex[folded_hex] = cid
+            else:
+                if len(self._folded_all) >= self.shape_cache_size:
+                    self._folded_all.clear()
+                self._folded_all[folded_all] = cid
         return cid
 
     def _place(self, shape: tuple[str, ...]) -> int:

@@ -30,7 +30,9 @@ COMMANDS: dict[str, str] = {
 LONG_RUNNING = frozenset({"serve", "slack"})
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``selected``, only that command's module is imported (the others' imports —
+    the Slack SDK, the OpenAI client, aiohttp — cost seconds and ~100 MB a one-shot command never uses)."""
     parser = argparse.ArgumentParser(
         prog="faultmaven", description="AI troubleshooting assistant for on-call."
     )
@@ -39,12 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        module = _command_module(name)
-        if module is None:
-            continue
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command_parser)
+        if selected is None or name == selected:
+            module = _command_module(name)
+            if module is not None:
+                module.add_arguments(command_parser)
     return parser
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if the options before it leave no doubt."""
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
 
 
 def _command_module(name: str):  # type: ignore[no-untyped-def]
@@ -57,7 +69,8 @@ def _command_module(name: str):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_selected_command(argv)).parse_args(argv)
     try:
         settings = Settings()
     except Exception as exc:  # pydantic's ValidationError names the offending setting

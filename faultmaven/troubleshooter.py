@@ -32,3 +32,7 @@ class Troubleshooter(Protocol):
     async def search_incidents(self, query: str, *, limit: int = 5) -> list[SimilarIncident]:
         """Past incidents and runbooks similar to the text."""
         ...
+
+    async def close(self) -> None:
+        """Release what the troubleshooter opened (LLM client, vector index)."""
+        ...

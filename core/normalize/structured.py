@@ -43,10 +43,15 @@ def parse_json(line: str) -> Fields | None:
     return fields_from_object(obj, line)
 
 
-_LOGFMT_PAIR: Final = re.compile(r'([A-Za-z_@][\w.@/-]*)=("(?:[^"\\]|\\.)*"|[^\s"=]*)')
+_PAIR: Final = r'([A-Za-z_@][\w.@/-]*)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"=]*)'
+_LOGFMT_PAIR: Final = re.compile(_PAIR)
+# The whole line: at least two pairs, separated by whitespace, and nothing else.
+_LOGFMT_LINE: Final = re.compile(rf"\s*{_PAIR}(?:\s+{_PAIR})+\s*")
 
 
 def _unquote(value: str) -> str:
+    if "\\" not in value:
+        return value[1:-1]  # what JSON decoding gives, without decoding
     try:
         text = _loads(value)
     except ValueError:
@@ -58,20 +63,9 @@ def parse_logfmt(line: str) -> Fields | None:
     """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``.
 
     At least two pairs, separated by whitespace, and nothing else on the line."""
-    flat: dict[str, Scalar] = {}
-    pos = 0
-    pairs = 0
-    for pair in _LOGFMT_PAIR.finditer(line):
-        start = pair.start()
-        if start == pos:
-            if pairs:
-                return None  # pairs must be separated
-        elif not line[pos:start].isspace():
-            return None
-        key, value = pair.groups()
-        flat[key] = _unquote(value) if value[:1] == '"' else value
-        pos = pair.end()
-        pairs += 1
-    if pairs < 2 or (pos != len(line) and not line[pos:].isspace()):
+    if "=" not in line or _LOGFMT_LINE.fullmatch(line) is None:
         return None
+    flat: dict[str, Scalar] = {}
+    for key, value in _LOGFMT_PAIR.findall(line):
+        flat[key] = _unquote(value) if value[:1] == '"' else value
     return fields_from_flat(flat, raw=line)

@@ -50,6 +50,7 @@ _PY_BASIC: Final = re.compile(
     r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):(?P<logger>[\w.]*):(?P<message>.*)", re.S
 )
 
+_DATE_SEPARATORS: Final = ("-", "/")
 _GLOG_SEVERITY: Final = {"I": Severity.INFO, "W": Severity.WARN, "E": Severity.ERROR, "F": Severity.FATAL}
 _GLOG_TEXT: Final = {"I": "INFO", "W": "WARNING", "E": "ERROR", "F": "FATAL"}
 _sev_cache: dict[str, Severity] = {}
@@ -136,6 +137,9 @@ def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str 
 
 def parse_iso(line: str) -> Fields | None:
     """A line starting with an ISO 8601 timestamp (with log4j/logback/Python/PostgreSQL layouts after it)."""
+    # cheap test first: every ISO line has "-" or "/" after its four-digit year
+    if line[4:5] not in _DATE_SEPARATORS and (line[:1] != "[" or line[5:6] not in _DATE_SEPARATORS):
+        return None
     match = _ISO_LEVEL.match(line)
     if match is not None:
         groups = match.groups()
@@ -155,6 +159,8 @@ def parse_iso(line: str) -> Fields | None:
 
 def parse_hdfs(line: str) -> Fields | None:
     """``081109 203615 148 INFO dfs.DataNode$PacketResponder: ...`` (yyMMdd HHmmss)."""
+    if line[6:7] != " ":
+        return None
     match = _HDFS_HEAD.match(line)
     if match is None:
         return None
@@ -168,6 +174,9 @@ def parse_hdfs(line: str) -> Fields | None:
 
 def parse_epoch(line: str) -> Fields | None:
     """A line starting with epoch seconds (optionally fractional), millis, micros or nanos."""
+    start = 1 if line[:1] == "[" else 0
+    if not line[start : start + 9].isdigit():
+        return None
     match = _EPOCH_HEAD.match(line)
     if match is None:
         return None

@@ -194,8 +194,26 @@ def named_date(match: re.Match[str]) -> datetime | None:
     return iso_parts(base, match["frac"], tz=tz)
 
 
+_MONTH_DIGITS: Final = {name: f"{number:02d}" for name, number in MONTHS.items()}
+
+
 def apache_time(text: str) -> datetime | None:
     """'10/Oct/2000:13:55:36 -0700' (the bracketed time of access logs)."""
+    if (
+        len(text) == 26
+        and text[2] == "/"
+        and text[6] == "/"
+        and text[11] == ":"
+        and text[14] == ":"
+        and text[17] == ":"
+        and text[20] == " "
+        and text[21] in "+-"
+        and text.isascii()
+    ):
+        # The usual shape without a regex; fromisoformat checks the digits.
+        month = _MONTH_DIGITS.get(text[3:6].lower())
+        if month is not None and text[0:2].isdigit() and text[7:11].isdigit():
+            return iso_parts(f"{text[7:11]}-{month}-{text[0:2]} {text[12:20]}", None, tz=text[21:26])
     match = _APACHE.match(text)
     if match is None:
         return None

@@ -12,7 +12,9 @@ from core.normalize.timestamps import apache_time, iso_parts, named_date
 
 logger = logging.getLogger(__name__)
 
-_QUOTED: Final = r'(?:[^"\\]|\\.)*'
+# The inside of a quoted field, escapes allowed; written as runs of plain characters between escapes, which
+# the regex engine goes through many times faster than one alternation per character.
+_QUOTED: Final = r'[^"\\]*(?:\\.[^"\\]*)*'
 _ACCESS: Final = re.compile(
     r"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+(?: \S+)*?) \[(?P<time>[^\]]{10,40})\] "
     rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}) (?P<bytes>\d+|-)'
@@ -40,6 +42,8 @@ _APACHE_ERROR: Final = re.compile(
 
 def parse_access(line: str) -> Fields | None:
     """Apache/nginx common or combined access log; the status code sets the severity."""
+    if " [" not in line or '"' not in line:
+        return None
     match = _ACCESS.match(line)
     if match is None:
         return None

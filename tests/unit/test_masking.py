@@ -192,3 +192,28 @@ def test_cached_shape_equals_uncached(tokens: list[str]) -> None:
     expected = tuple(mask_token(t)[0] for t in tokens)
     assert masker.shape(tokens) == expected
     assert masker.shape(tokens) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TOKENS, min_size=1, max_size=8), st.lists(st.integers(0, 9), min_size=8, max_size=8))
+def test_tokens_that_differ_only_in_digit_values_are_cached_apart_when_they_mask_apart(
+    tokens: list[str], digits: list[int]
+) -> None:
+    """The digit-place cache answers for a token another token filled in: the answer must be the same."""
+    cycle = iter(digits * 40)
+    swapped = ["".join(str(next(cycle)) if c in "0123456789" else c for c in t) for t in tokens]
+    masker = Masker(cache_size=64)
+    assert masker.shape(tokens) == tuple(mask_token(t)[0] for t in tokens)
+    assert masker.shape(swapped) == tuple(mask_token(t)[0] for t in swapped)
+
+
+def test_digit_place_cache_keeps_letters_and_digit_results_out() -> None:
+    masker = Masker()
+    assert masker.shape(["10.1.2.3:80", "10.9.8.7:81"]) == ("<IP>", "<IP>")
+    assert masker.shape(["0x1f", "9x1f"]) == tuple(mask_token(t)[0] for t in ["0x1f", "9x1f"])
+    # "1.2.3.4.5" keeps a digit of its own in the result, so it is cached by its own text only
+    assert masker.shape(["1.2.3.4.5", "9.9.9.9.9"]) == (
+        mask_token("1.2.3.4.5")[0],
+        mask_token("9.9.9.9.9")[0],
+    )
+    assert all(not any(c.isalpha() for c in key) for key in masker._by_digit_places)

@@ -11,9 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.masking import fill
+from core.masking import Masker, fill, tokenize
 from core.models import TemplateMatch
-from core.templates import TemplateMiner, first_line, template_id_for
+from core.templates import (
+    _FOLD_ALL_DIGITS,
+    _HEX_VALUE,
+    TemplateMiner,
+    _digit_values_matter,
+    _hex_stand_in,
+    _suffix_runs_with_letters,
+    first_line,
+    template_id_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,6 +222,8 @@ def test_caches_are_bounded() -> None:
         miner.add(f"user u{i}x logged in from host h{i}y")
     assert len(miner._shapes) <= 50
     assert len(miner._folded) <= 50
+    assert len(miner._folded_all) <= 50
+    assert len(miner._folded_hex) <= 50
     assert len(miner._masker._shapes) <= 50
 
 
@@ -238,3 +249,147 @@ def test_any_input_keeps_its_own_cluster_consistent(messages: list[str]) -> None
         assert found is not None
         assert fill(found.template, found.params).split() == first_line(message).split()
     assert sum(miner.count(c) for c in miner.clusters()) == len(messages)
+
+
+# Pieces of log text where digit values could matter or not: numbers, addresses, times, hex, UUIDs,
+# Kubernetes pod names, key=value pairs, quoted spans and words with digits glued on.
+_PIECES = st.sampled_from(
+    [
+        "10.2.33.4:8080",
+        "/10.2.3.4:50010",
+        "1.2.3.4",
+        "42",
+        "-7",
+        "3.25",
+        "1500ms",
+        "2.5s",
+        "64KB",
+        "0x1f",
+        "9x",
+        "12:30:05",
+        "2024-03-01T10:00:00Z",
+        "blk_-1608",
+        "sshd[4120]:",
+        "ssh2",
+        "v1.2",
+        "web-7d9f8b6c4-x2kqp",
+        "cart-8kz4q",
+        "pod-2x4b6-12",
+        "7efd9644-d7e1-27e3-54ea-04e4c37607f2",
+        "a1b2c3d4e5",
+        "deadbeef12",
+        "user=u42",
+        'msg="took 12 ms"',
+        "'x 5'",
+        "(12)",
+        "[774842.941]",
+        "took",
+        "failed",
+        "from",
+        "port",
+        "-",
+        "=",
+        ":",
+        '"',
+        "abc-12345",
+        "ab-1234-56789",
+    ]
+)
+_DIGIT_SWAP = st.lists(st.integers(0, 9), min_size=64, max_size=64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=10), _DIGIT_SWAP, st.sampled_from([" ", "  ", ",", ""]))
+def test_messages_equal_up_to_digit_values_have_one_shape(
+    pieces: list[str], digits: list[int], glue: str
+) -> None:
+    """The premise of the miner's digit-folded cache: when a message's digit values cannot matter and its
+    shape keeps no digit, every message that differs only in digit values has the same shape."""
+    message = glue.join(pieces)
+    swapped = iter(digits * 4)
+    other = "".join(str(next(swapped)) if c in "0123456789" else c for c in message)
+    masker = Masker()
+    shape = masker.shape(tokenize(message))
+    if _digit_values_matter(message) or any(c in "0123456789" for c in " ".join(shape)):
+        return
+    assert masker.shape(tokenize(other)) == shape, (message, other)
+
+
+def test_digit_values_matter_only_for_hex_prefixes_and_pod_name_suffixes() -> None:
+    assert _digit_values_matter("read 0x1f bytes")
+    assert _digit_values_matter("pod web-7d9f8b6c4-x2kqp restarted")
+    assert _digit_values_matter("pod cart-8kz4q restarted")
+    assert not _digit_values_matter("request req-7efd9644-d7e1-27e3-54ea-04e4c37607f2 done")
+    assert not _digit_values_matter("block blk_-1608 from /10.2.3.4:50010 size 42")
+    assert not _digit_values_matter("2024-03-01 took 1500ms")
+
+
+_HEX = "0123456789abcdef"
+# Templates with hex-valued slots ("{}"): each slot gets a fresh random hex text of the slot's length.
+_HEX_TEMPLATES = st.sampled_from(
+    [
+        "req-{8}-{4}-{4}-{4}-{12} {32} {32} - - -] [instance: {8}-{4}-{4}-{4}-{12}] spawned",
+        "podUID={8}-{4}-{4}-{4}-{12} container={12} image=sha256:{16}",
+        "{10}={2} {8}.{3}=x {12}://x {8}:{2} {8}_{3} {9}-{5} x.{10} {6}",
+        "commit {40} of {8} pushed to {16}.{8}",
+        "blob {12}-{5} ok",
+        "key {1}{7}e{4} {9}d {8}",
+    ]
+)
+
+
+def _fill_hex(template: str, draw: st.DrawFn) -> str:
+    out: list[str] = []
+    rest = template
+    while "{" in rest:
+        head, _, tail = rest.partition("{")
+        size, _, rest = tail.partition("}")
+        out.append(head)
+        out.append(draw(st.text(alphabet=_HEX, min_size=int(size), max_size=int(size))))
+    out.append(rest)
+    return "".join(out)
+
+
+def _hex_key(message: str) -> bytes:
+    return _HEX_VALUE.sub(_hex_stand_in, message).encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_messages_equal_up_to_hex_values_have_one_shape(data: st.DataObject) -> None:
+    """The premise of the miner's hex-folded cache: two messages with the same hex-folded key, the first of
+    which passes the guards and has a shape without digits, have the same shape."""
+    template = data.draw(_HEX_TEMPLATES)
+    message = _fill_hex(template, data.draw)
+    other = _fill_hex(template, data.draw)
+    if _hex_key(message) != _hex_key(other):
+        return
+    masker = Masker()
+    shape = masker.shape(tokenize(message))
+    if (
+        _digit_values_matter(message)
+        or _suffix_runs_with_letters(message)
+        or any(c in "0123456789" for c in " ".join(shape))
+    ):
+        return
+    assert masker.shape(tokenize(other)) == shape, (message, other)
+
+
+def test_hex_values_share_a_key_only_when_masking_cannot_tell_them_apart() -> None:
+    first = "req-7efd9644-d7e1-27e3-54ea-04e4c37607f2 done in 8dea6fe3a28888747de4cbdfcd3a71ef"
+    second = "req-c6de6f0b-57ab-317f-7569-40f3eb2966e0 done in 1bc37cd519aef0bd77c015b6e667b855"
+    assert _hex_key(first) == _hex_key(second)
+    # whether a key starts with a letter counts
+    assert _hex_key("ab12cd34ef=1 x") != _hex_key("12abcd34ef=1 x")
+    # a run with one letter may be a number with an exponent: kept as it is
+    assert _hex_key("x 12345e678 y") != _hex_key("x 12345a678 y")
+    # inside a Kubernetes name the letters count too: same key, different shapes, so the guard must hold
+    pod, not_pod = "pod x-7d9f8b6c4-xbkqp up", "pod x-7a9e8b6c4-xbkqp up"
+    assert _hex_key(pod) == _hex_key(not_pod)
+    assert Masker().shape(tokenize(pod)) != Masker().shape(tokenize(not_pod))
+    assert _suffix_runs_with_letters(pod)
+    miner = TemplateMiner()
+    assert miner.add(first) == miner.add(second)
+    assert miner.template(miner.add(first)) == "req-<UUID> done in <HEX>"
+    miner.add(pod)
+    assert _hex_key(pod) not in miner._folded_hex
