@@ -45,6 +45,7 @@ from core.errors import FaultMavenError, NotFoundError
 from faultmaven.logconfig import session_id_var
 from faultmaven.services import Services
 from faultmaven.settings import Settings
+from faultmaven.stores.base import AuditEvent
 from faultmaven.troubleshooter import Troubleshooter
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,19 @@ class SlackBot:
         app.action(blocks.ACTION_RESOLVE)(self._on_resolve_button)
         app.view(blocks.RESOLVE_CALLBACK)(self._on_resolve_submit)
         app.error(self._on_error)
+
+    async def _audit(
+        self, action: str, *, actor: str, session_id: str | None, detail: dict[str, str]
+    ) -> None:
+        """Every question, verdict, resolution and forget from Slack lands in the audit log (as the HTTP
+        edge's do); a failed write is logged and counted, never shown to the user."""
+        try:
+            await self.services.stores.history.audit(
+                AuditEvent(actor=f"slack:{actor}", action=action, session_id=session_id, detail=detail)
+            )
+        except Exception:
+            log.exception("audit write failed", extra={"action": action})
+            self.services.metrics.audit_failures.inc()
 
     @property
     def troubleshooter(self) -> Troubleshooter:
@@ -444,6 +458,12 @@ class SlackBot:
             channel=channel,
         )
         answer = await self.troubleshooter.ask(question)
+        await self._audit(
+            "query",
+            actor=user_id,
+            session_id=session_id,
+            detail={"edge": "slack", "channel": channel, "kind": answer.kind.value, "engine": answer.engine},
+        )
         session = await self._get_session(session_id)
         await self.store.remember_thread(team_id, channel, session_id=session_id, thread_ts=thread_ts)
         await self._publish(
@@ -619,6 +639,7 @@ class SlackBot:
             return
         if sub == "forget":
             await self.troubleshooter.forget(session_id)
+            await self._audit("forget", actor=user_id, session_id=session_id, detail={"edge": "slack"})
             await respond(
                 text=f"Forgot session `{session_id}`: the next mention in that thread starts afresh.",
                 response_type="ephemeral",
@@ -637,6 +658,9 @@ class SlackBot:
             category=blocks.category_hint(session.last_answer),
         )
         case = await self.troubleshooter.resolve(session_id, request)
+        await self._audit(
+            "resolve", actor=user_id, session_id=session_id, detail={"edge": "slack", "incident_id": case.id}
+        )
         await client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
@@ -697,6 +721,12 @@ class SlackBot:
         except NotFoundError as exc:
             await respond(text=exc.user_message, response_type="ephemeral", replace_original=False)
             return
+        await self._audit(
+            "feedback",
+            actor=user_id,
+            session_id=value.s,
+            detail={"edge": "slack", "item_id": value.i, "item_kind": value.k, "verdict": verdict},
+        )
         message = body.get("message") or {}
         channel = str((body.get("channel") or {}).get("id") or "")
         if message.get("ts") and channel:
@@ -812,6 +842,9 @@ class SlackBot:
             category=blocks.category_hint(session.last_answer),
         )
         case = await self.troubleshooter.resolve(session_id, request)
+        await self._audit(
+            "resolve", actor=user_id, session_id=session_id, detail={"edge": "slack", "incident_id": case.id}
+        )
         if channel is not None:
             await client.chat_postMessage(
                 channel=channel,

@@ -57,12 +57,12 @@ def evidence_profile(
         elif services and all(s in victims for s in services):
             place = 0.7
         weight = math.log1p(stats.count) * severity * (1.0 + boost / 5.0) * place
-        texts = {table.miner.template(cid)}
+        texts: dict[str, None] = {table.miner.template(cid): None}  # ordered and unique
         for example in stats.examples[:2]:
             lines = example.text.split("\n")
-            texts.add(lines[0])
+            texts[lines[0]] = None
             if len(lines) > 1:
-                texts.add(lines[-1].strip())
+                texts[lines[-1].strip()] = None
         for text in texts:
             if text:
                 entries.append((weight, WeightedText(text=text[:500], weight=round(weight, 4))))

@@ -5,9 +5,12 @@ How a message is placed:
 1. Only its first line is mined (a stack trace's frames are not part of its template).
 2. It is tokenized and masked (:mod:`core.masking`): variable parts that have a recognisable type become
    ``<IP>``, ``<NUM>``, ``<DURATION>``…; the result is the message's *shape*.
-3. Fast paths: a message whose text equals an earlier one's up to digit values (when all of that
-   message's digits went into placeholders), or whose shape was seen before, goes straight to the cluster
-   it went to last time (bounded dicts).
+3. Fast paths: a message goes straight to the cluster an earlier message went to when the two have the
+   same text up to digit values, or up to digit values and hex values (UUIDs, hex ids), and the earlier
+   one's shape kept no digit and had no place where masking looks at a digit's or a hex letter's value
+   ("0x", Kubernetes generated names; see _digit_values_matter). Otherwise, a message whose shape was
+   seen before goes to the cluster that shape went to. These maps are bounded dicts; the text keys cost
+   one ``bytes.translate`` (and one regex substitution for the hex one) instead of tokenizing.
 4. Otherwise the candidates are the clusters with the same token count and the same first token (or a
    wildcard first token); first tokens that carry digits or placeholders are treated as a wildcard, as
    Drain does with digits. The similarity of a candidate is the share of its *word* positions (constant
@@ -111,6 +114,9 @@ _HEX_VALUE = re.compile(
     r"(?<![0-9A-Za-z.])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})(?!\w)"
 )
 _NO_DIGITS = str.maketrans("", "", "0123456789")
+# Lowercase hex characters to "h", every other byte to ".": a hex value needs eight of them in a row.
+_HEX_CLASSES = bytes(ord("h") if chr(code) in "0123456789abcdef" else ord(".") for code in range(256))
+_HEX_RUN = b"h" * 8
 _KEY_CONTINUATIONS = frozenset("=.-+:")
 
 
@@ -231,8 +237,10 @@ class TemplateMiner:
                 cluster.last = self._tick
                 return cid
             del self._folded[folded]
-        stand_in = _HEX_VALUE.sub(_hex_stand_in, message)
         folded_hex = b""
+        stand_in = message
+        if _HEX_RUN in encoded.translate(_HEX_CLASSES):  # cheap test before the regex
+            stand_in = _HEX_VALUE.sub(_hex_stand_in, message)
         if stand_in != message:
             folded_hex = stand_in.encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
             cid = self._folded_hex.get(folded_hex)

@@ -51,7 +51,6 @@ from faultmaven.logconfig import session_id_var
 from faultmaven.observability import Metrics, Tracing
 from faultmaven.settings import Settings
 from faultmaven.stores import Stores
-from faultmaven.stores.base import AuditEvent
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +171,6 @@ class TroubleshootingService:
 
     async def forget(self, session_id: str) -> None:
         await self.stores.sessions.delete_session(session_id)
-        await self._audit("forget", actor="system", session_id=session_id, detail={})
 
     async def search_incidents(self, query: str, *, limit: int = 5) -> list[SimilarIncident]:
         hits, _ = await self._search(query, limit=limit)
@@ -437,18 +435,6 @@ class TroubleshootingService:
             rejected_ids={i for i, v in verdicts.items() if v == "reject"},
             rejected_titles=set(rejected),
         )
-
-    async def _audit(
-        self, action: str, *, actor: str, session_id: str | None, detail: dict[str, str]
-    ) -> None:
-        try:
-            await self.stores.history.audit(
-                AuditEvent(actor=actor, action=action, session_id=session_id, detail=detail)
-            )
-        except Exception:
-            log.exception("audit write failed", extra={"action": action})
-            if self.metrics is not None:
-                self.metrics.audit_failures.inc()
 
     def _observe(self, answer: Answer, *, seconds: float) -> None:
         if self.metrics is None:

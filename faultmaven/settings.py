@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(default=120, ge=1)
+    analysis_processes: int = Field(
+        default=0, ge=0, description="Worker processes for log analysis (0: in the server process)."
+    )
 
     # --- auth ----------------------------------------------------------------------------------------------
     auth_jwt_secret: SecretStr | None = None

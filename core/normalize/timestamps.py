@@ -115,12 +115,17 @@ def yearless(month_name: str, day: str, *, clock: str, frac: str | None) -> date
 
 
 def month_day(month: int, day: int, *, clock: str, frac: str | None) -> datetime | None:
-    """glog/klog 'MMDD hh:mm:ss.uuuuuu' with the assumed year."""
-    try:
-        year = assumed_year(month, day)
-        value = datetime(year, month, day, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC)
-    except ValueError:
-        return None
+    """glog/klog 'MMDD hh:mm:ss.uuuuuu' with the assumed year (cached per second, like :func:`yearless`:
+    it saves reading the clock for the year on every line)."""
+    key = f"{month}|{day}|{clock}|{ASSUMED_YEAR.get()}"
+    value = _cache.get(key)
+    if value is None:
+        try:
+            year = assumed_year(month, day)
+            value = datetime(year, month, day, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC)
+        except ValueError:
+            return None
+        _remember(key, value)
     if frac:
         return value.replace(microsecond=int((frac + "00000")[:6]))
     return value

@@ -47,31 +47,31 @@ def parse_access(line: str) -> Fields | None:
     match = _ACCESS.match(line)
     if match is None:
         return None
-    moment = apache_time(match["time"])
+    client, _, user, time_text, request_text, status, size, referer, agent, extra = match.groups()
+    moment = apache_time(time_text)
     if moment is None:
         return None
-    status = match["status"]
-    attributes: list[tuple[str, str]] = [("client.address", match["client"]), ("http.status_code", status)]
-    request = _REQUEST.match(match["request"])
+    attributes: list[tuple[str, str]] = [("client.address", client), ("http.status_code", status)]
+    request = _REQUEST.match(request_text)
     if request is not None:
-        attributes.append(("http.method", request["method"]))
-        attributes.append(("url.path", request["target"]))
-    if match["bytes"] != "-":
-        attributes.append(("http.response.bytes", match["bytes"]))
-    if match["user"] != "-":
-        attributes.append(("user.name", match["user"]))
-    if match["referer"] not in (None, "-", ""):
-        attributes.append(("http.referer", match["referer"]))
-    if match["agent"] not in (None, "-", ""):
-        attributes.append(("user_agent", match["agent"]))
-    extra = match["extra"].strip()
+        attributes.append(("http.method", request[1]))
+        attributes.append(("url.path", request[2]))
+    if size != "-":
+        attributes.append(("http.response.bytes", size))
+    if user != "-":
+        attributes.append(("user.name", user))
+    if referer not in (None, "-", ""):
+        attributes.append(("http.referer", referer))
+    if agent not in (None, "-", ""):
+        attributes.append(("user_agent", agent))
+    extra = extra.strip()
     if extra:
         attributes.append(("extra", extra))
     return {
         "timestamp": moment,
         "severity": severity_from_http_status(int(status)),
         "severity_text": status,
-        "message": line[match.start("request") - 1 : match.end("bytes")],
+        "message": line[match.start(5) - 1 : match.end(7)],
         "attributes": bounded_attributes(attributes),
     }
 

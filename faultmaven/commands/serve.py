@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--analysis-processes",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
         help="Run the log and metric analysis in N worker processes (uses N cores; each holds a copy of the "
-        "knowledge base). 0, the default, analyzes in this process.",
+        "knowledge base). 0 analyzes in this process (default from config: FAULTMAVEN_ANALYSIS_PROCESSES).",
     )
 
 
@@ -42,11 +42,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ssl_context = server_ssl_context(settings)
     from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
 
-    if args.analysis_processes < 0:
-        raise InputError(f"--analysis-processes must be 0 or more, not {args.analysis_processes}.")
+    processes = settings.analysis_processes if args.analysis_processes is None else args.analysis_processes
+    if processes < 0:
+        raise InputError(f"--analysis-processes must be 0 or more, not {processes}.")
     app = create_app(settings, Services(settings), extensions=[slack_routes])
-    if args.analysis_processes:
-        app.on_startup.append(functools.partial(_start_analysis_processes, count=args.analysis_processes))
+    if processes:
+        app.on_startup.append(functools.partial(_start_analysis_processes, count=processes))
     scheme = "https" if ssl_context else "http"
     log.info("serving", extra={"url": f"{scheme}://{host}:{port}"})
     # run_app installs SIGINT/SIGTERM handlers: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish,

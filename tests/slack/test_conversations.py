@@ -290,3 +290,17 @@ async def test_two_quick_mentions_in_one_thread_both_count(slack: SlackHarness) 
     session = await slack.bot.troubleshooter.get_session(session_id_for(TEAM_ID, CHANNEL, event["ts"]))
     assert [t.number for t in session.turns] == [1, 2, 3]
     assert len(slack.fake.bot_replies(CHANNEL, event["ts"])) == 3
+
+
+async def test_slack_questions_and_verdicts_are_audited(slack: SlackHarness) -> None:
+    event, _ = await slack.mention(QUESTION)
+    await slack.settle()
+    session_id = session_id_for(TEAM_ID, CHANNEL, event["ts"])
+    session = await slack.bot.troubleshooter.get_session(session_id)
+    assert session.last_answer is not None and session.last_answer.next_steps
+    history = slack.bot.services.stores.history
+    queries = await history.list_audit(action="query")
+    assert [e.actor for e in queries if e.session_id == session_id] == [f"slack:{RESPONDER}"]
+    assert queries[0].detail["edge"] == "slack"
+    # nothing the user pasted ends up in the audit log
+    assert all("503" not in value for e in queries for value in e.detail.values())
