@@ -14,6 +14,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import math
 import multiprocessing
 import signal
 import time
@@ -40,7 +41,7 @@ from core.answers import (
     utcnow,
 )
 from core.errors import NotFoundError
-from core.knowledge_base import EvidenceProfile, KnowledgeBase
+from core.knowledge_base import BUILTIN_SOURCE, EvidenceProfile, KnowledgeBase, Signature
 from core.models import Category, Evidence, MetricSeries, Report
 from core.prompting import SignatureMatch as PromptSignature
 from core.prompting import build_prompt
@@ -55,6 +56,7 @@ from faultmaven.stores import Stores
 log = logging.getLogger(__name__)
 
 MIN_SIMILARITY = 0.2
+SYNC_SECONDS = 60.0
 REINDEX_LIMIT = 1000
 # Inputs at most this big are analyzed on the event loop (a few milliseconds); bigger ones in a thread.
 INLINE_MAX_LINES = 200
@@ -76,8 +78,10 @@ class TroubleshootingService:
         llm: LLMClient | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        index_sync_seconds: float = SYNC_SECONDS,
     ) -> None:
         self.settings = settings
+        self.index_sync_seconds = index_sync_seconds
         self.stores = stores
         self.knowledge = knowledge
         self.embedder = embedder
@@ -85,6 +89,7 @@ class TroubleshootingService:
         self.llm = llm
         self.metrics = metrics
         self.tracing = tracing
+        self._synced_at = -math.inf
         self.redactor = Redactor(redact_ips=settings.llm_redact_ips)
         prompts = resources.files("faultmaven") / "prompts"
         self._system_template = (prompts / "system.md").read_text(encoding="utf-8")
@@ -205,14 +210,39 @@ class TroubleshootingService:
         if embedder_closer is not None:
             await asyncio.to_thread(embedder_closer)
 
-    async def reindex_if_empty(self) -> None:
-        """Past incidents live durably in the history store; rebuild the vector index from it when empty."""
-        if isinstance(self.index, ExactIndex) and len(self.index) > 0:
+    async def sync_index(self) -> None:
+        """Index the past incidents the history store has and this replica's embedded index lacks.
+
+        The history store (PostgreSQL in production) is the source of truth; an embedded index is per
+        replica, so incidents resolved on another replica, or an index rebuilt from scratch, are caught up
+        here — at start-up and then at most every ``index_sync_seconds`` on a search. Pinecone is shared by every
+        replica and needs none of this."""
+        self._synced_at = time.monotonic()
+        if not isinstance(self.index, ExactIndex):
             return
         cases = await self.stores.history.list_incidents(limit=REINDEX_LIMIT)
-        if cases:
-            await self._index_cases(cases)
-            log.info("reindexed past incidents", extra={"count": len(cases)})
+        missing = [case for case in cases if self.index.get(case.id, namespace=case.team) is None]
+        if missing:
+            await self._index_cases(missing)
+            log.info("indexed past incidents", extra={"count": len(missing)})
+
+    async def index_runbooks(self) -> None:
+        """Team runbooks (``runbooks_dir``) are retrieved like past incidents, not only matched by pattern."""
+        runbooks = [sig for sig in self.knowledge.signatures if sig.source != BUILTIN_SOURCE]
+        if not runbooks:
+            return
+        items = [
+            VectorItem(
+                id=f"runbook:{sig.id}",
+                kind="runbook",
+                namespace=self.settings.team,
+                text=self.redactor.clean(_runbook_text(sig))[:4000],
+                metadata={"signature_id": sig.id, "title": sig.title[:200], "category": sig.category.value},
+            )
+            for sig in runbooks
+        ]
+        vectors = await asyncio.to_thread(self.embedder.embed, [item.text for item in items])
+        await self.index.upsert(items, vectors)
 
     # --- internals -----------------------------------------------------------------------------------------
 
@@ -280,12 +310,21 @@ class TroubleshootingService:
     async def _search(self, text: str, *, limit: int) -> tuple[list[SimilarIncident], list[IncidentCase]]:
         # The embedder may be a remote API (settings.embedder == "openai"): it gets redacted text only.
         clean = self.redactor.clean(text)
+        if time.monotonic() - self._synced_at > self.index_sync_seconds:
+            await self.sync_index()
         vector = (await asyncio.to_thread(self.embedder.embed, [clean]))[0]
-        hits = await self.index.query(vector, namespace=self.settings.team, top_k=limit, kind="incident")
+        hits = await self.index.query(vector, namespace=self.settings.team, top_k=limit * 2)
         similar: list[SimilarIncident] = []
         cases: list[IncidentCase] = []
         for hit in hits:
-            if hit.score < MIN_SIMILARITY:
+            if hit.score < MIN_SIMILARITY or len(similar) >= limit:
+                continue
+            if hit.kind == "runbook":
+                runbook = self._runbook_hit(hit.metadata.get("signature_id", ""), score=hit.score)
+                if runbook is not None:
+                    similar.append(runbook)
+                continue
+            if hit.kind != "incident":
                 continue
             case = await self.stores.history.get_incident(hit.id)
             if case is None:
@@ -304,6 +343,20 @@ class TroubleshootingService:
                 )
             )
         return similar, cases
+
+    def _runbook_hit(self, signature_id: str, *, score: float) -> SimilarIncident | None:
+        sig = self.knowledge.find(signature_id)
+        if sig is None:
+            return None
+        return SimilarIncident(
+            id=sig.id,
+            title=sig.title,
+            score=round(max(0.0, min(1.0, score)), 3),
+            category=sig.category,
+            root_cause=sig.causes[0] if sig.causes else "",
+            fix="; ".join(step.title for step in sig.next_steps[:3]),
+            kind="runbook",
+        )
 
     async def _index_cases(self, cases: Sequence[IncidentCase]) -> None:
         if not cases:
@@ -473,6 +526,12 @@ def _small_input(question: Question) -> bool:
     return chars <= INLINE_MAX_CHARS and points <= INLINE_MAX_POINTS
 
 
+def _runbook_text(sig: Signature) -> str:
+    parts = [sig.title, sig.category.value, *sig.causes, *sig.keywords, *sig.question_keywords, sig.notes]
+    parts += [f"{step.title}: {step.why}" for step in sig.next_steps]
+    return "\n".join(part for part in parts if part)
+
+
 def _titles(session: Session, knowledge: KnowledgeBase) -> dict[str, str]:
     """Titles of the items the session gave feedback on. Only the last answer is stored, and a rejected
     item is not in it any more after the next turn, so knowledge-base items are resolved from their
@@ -575,7 +634,8 @@ async def create_troubleshooter(
         metrics=metrics,
         tracing=tracing,
     )
-    await service.reindex_if_empty()
+    await service.sync_index()
+    await service.index_runbooks()
     log.info(
         "troubleshooter ready",
         extra={"signatures": len(knowledge.signatures), "llm": bool(llm), "embedder": embedder.name},
