@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench import corpus
-from bench.corpus import AGENTS, MONTHS, STYLE_WEIGHTS, STYLES, Values
+from bench.corpus import STYLE_WEIGHTS, STYLES, AccessLogValues, Values, clf_time
 
 TARGET_RATIO = 4.0
 T0 = datetime(2026, 3, 4, 8, 0, 0, tzinfo=UTC)  # yearless headers (syslog, klog) get the current year
@@ -118,7 +118,7 @@ EXTRA_EVENTS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-class IncidentValues(Values):
+class IncidentValues(AccessLogValues):
     """The corpus' slot values, with access-log times on the generated clock and a forced status code."""
 
     def __init__(self, rng: random.Random) -> None:
@@ -127,22 +127,12 @@ class IncidentValues(Values):
         self.forced_status: str | None = None
 
     def clf(self) -> str:
-        ts = self.now
-        return f"{ts.day:02d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} +0000"
+        return clf_time(self.now)
 
     def status(self) -> str:
         if self.forced_status is not None:
             return self.forced_status
-        return self.rng.choices(
-            ("200", "201", "204", "301", "304", "400", "404", "429", "500", "502", "503"),
-            weights=(70, 5, 5, 2, 6, 2, 4, 1, 2, 2, 1),
-        )[0]
-
-    def method(self) -> str:
-        return self.rng.choice(("GET", "POST", "PUT", "DELETE", "PATCH"))
-
-    def agent(self) -> str:
-        return self.rng.choice(AGENTS)
+        return super().status()
 
 
 @dataclass(frozen=True, slots=True)

@@ -729,10 +729,16 @@ def _event_weights(count: int, rng: random.Random) -> list[float]:
     return weights
 
 
-class _ExtraValues(Values):
+def clf_time(ts: datetime) -> str:
+    """A time as the Common Log Format writes it: ``01/Mar/2024:00:00:00 +0000``."""
+    return f"{ts.day:02d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} +0000"
+
+
+class AccessLogValues(Values):
+    """Values with the access-log slots (CLF time, status, method, user agent) that EXTRA_EVENTS use."""
+
     def clf(self) -> str:
-        ts = datetime(2024, 3, 1, tzinfo=UTC) + timedelta(seconds=self.rng.randrange(10**7))
-        return f"{ts.day:02d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} +0000"
+        return clf_time(datetime(2024, 3, 1, tzinfo=UTC) + timedelta(seconds=self.rng.randrange(10**7)))
 
     def status(self) -> str:
         return self.rng.choices(
@@ -750,7 +756,7 @@ class _ExtraValues(Values):
 def generate(lines: int, *, seed: int = 7) -> Iterator[CorpusLine]:
     """``lines`` labelled lines, the same for the same seed."""
     rng = random.Random(seed)
-    values = _ExtraValues(rng)
+    values = AccessLogValues(rng)
     styles = list(STYLES)
     style_weights = [STYLE_WEIGHTS[s] for s in styles]
     event_weights = {s: _event_weights(len(STYLES[s][1]), rng) for s in styles}

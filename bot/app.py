@@ -21,7 +21,9 @@ import logging
 import re
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -40,7 +42,7 @@ from bot.files import Attachments, collect_files, gather_attachments
 from bot.scopes import required_scopes
 from bot.store import SlackStore
 from bot.tasks import TaskTracker
-from core.answers import Answer, Feedback, Question, ResolveRequest, Session
+from core.answers import Answer, Feedback, IncidentCase, Question, ResolveRequest, Session
 from core.errors import FaultMavenError, NotFoundError
 from faultmaven.logconfig import session_id_var
 from faultmaven.services import Services
@@ -113,6 +115,18 @@ def slack_configured(settings: Settings) -> bool:
 
 def oauth_mode(settings: Settings) -> bool:
     return bool(settings.slack_client_id) and settings.slack_client_secret is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _ReplyTo:
+    """Where a failure is told: the thread (replacing ``replace_ts`` when set), or the user through the
+    command's ``response_url`` when there is no channel."""
+
+    client: AsyncWebClient
+    channel: str | None
+    thread_ts: str | None
+    replace_ts: str | None = None
+    respond: AsyncRespond | None = None
 
 
 class SlackBot:
@@ -198,6 +212,17 @@ class SlackBot:
             log.exception("audit write failed", extra={"action": action})
             self.services.metrics.audit_failures.inc()
 
+    async def _store_resolution(self, session_id: str, request: ResolveRequest) -> IncidentCase:
+        """Resolve the session into an incident case, and audit it."""
+        case = await self.troubleshooter.resolve(session_id, request)
+        await self._audit(
+            "resolve",
+            actor=request.user_id,
+            session_id=session_id,
+            detail={"edge": "slack", "incident_id": case.id},
+        )
+        return case
+
     @property
     def troubleshooter(self) -> Troubleshooter:
         return self.services.troubleshooter
@@ -218,46 +243,26 @@ class SlackBot:
             f"slack:{key}", ttl_seconds=IDEMPOTENCY_TTL_SECONDS
         )
 
-    def _spawn(
-        self,
-        work: Callable[[], Awaitable[None]],
-        *,
-        name: str,
-        client: AsyncWebClient,
-        channel: str | None,
-        thread_ts: str | None,
-        replace_ts: str | None = None,
-        respond: AsyncRespond | None = None,
-    ) -> None:
+    def _spawn(self, work: Callable[[], Awaitable[None]], *, name: str, reply_to: _ReplyTo) -> None:
         async def run() -> None:
             try:
                 await work()
             except Exception as exc:
-                await self._report_failure(
-                    exc,
-                    client=client,
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    replace_ts=replace_ts,
-                    respond=respond,
-                )
+                await self._report_failure(exc, reply_to)
 
         self.tasks.spawn(run(), name=name)
 
+    async def _may_act(self, client: AsyncWebClient, *, user_id: str, team_id: str) -> bool:
+        """Whether the user's role lets them give feedback, resolve or forget."""
+        return can_act(await self.access.role_of(client, user_id=user_id, team_id=team_id))
+
     # --- errors --------------------------------------------------------------------------------------------
 
-    async def _report_failure(
-        self,
-        exc: BaseException,
-        *,
-        client: AsyncWebClient,
-        channel: str | None,
-        thread_ts: str | None,
-        replace_ts: str | None = None,
-        respond: AsyncRespond | None = None,
-    ) -> str:
+    async def _report_failure(self, exc: BaseException, reply_to: _ReplyTo) -> str:
         """Log with the traceback under a new error id and tell the thread, or the user through the
         command's ``response_url`` (never ``str(exc)``)."""
+        client, channel, thread_ts = reply_to.client, reply_to.channel, reply_to.thread_ts
+        replace_ts, respond = reply_to.replace_ts, reply_to.respond
         error_id = uuid.uuid4().hex[:12]
         if isinstance(exc, FaultMavenError):
             message = exc.user_message
@@ -287,7 +292,7 @@ class SlackBot:
 
     async def _on_error(self, error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
         channel, thread_ts = _where(body)
-        await self._report_failure(error, client=client, channel=channel, thread_ts=thread_ts)
+        await self._report_failure(error, _ReplyTo(client, channel, thread_ts))
 
     # --- conversations -------------------------------------------------------------------------------------
     # Bolt injects listener arguments by parameter name and only for positional-or-keyword parameters, so
@@ -328,9 +333,7 @@ class SlackBot:
                 text=text,
             ),
             name=f"slack-answer-{event_id}",
-            client=client,
-            channel=channel,
-            thread_ts=thread_ts,
+            reply_to=_ReplyTo(client, channel, thread_ts),
         )
 
     async def _turn(
@@ -352,21 +355,22 @@ class SlackBot:
         interim = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=INTERIM_TEXT)
         interim_ts = str(interim["ts"])
         try:
-            await self._answer(
-                client,
-                token=str(client.token or ""),
-                team_id=team_id,
-                channel=channel,
-                thread_ts=thread_ts,
-                event=event,
-                user_id=user_id,
-                text=text,
-                interim_ts=interim_ts,
-            )
+            session_id = session_id_for(team_id, channel, thread_ts)
+            async with self._one_turn_at_a_time(session_id):
+                await self._answer(
+                    client,
+                    token=str(client.token or ""),
+                    team_id=team_id,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    event=event,
+                    user_id=user_id,
+                    text=text,
+                    interim_ts=interim_ts,
+                    session_id=session_id,
+                )
         except Exception as exc:
-            await self._report_failure(
-                exc, client=client, channel=channel, thread_ts=thread_ts, replace_ts=interim_ts
-            )
+            await self._report_failure(exc, _ReplyTo(client, channel, thread_ts, replace_ts=interim_ts))
 
     async def _thread_messages(
         self, client: AsyncWebClient, *, channel: str, thread_ts: str
@@ -383,40 +387,18 @@ class SlackBot:
             return []
         return [m for m in response.get("messages") or [] if isinstance(m, dict)]
 
-    async def _answer(
-        self,
-        client: AsyncWebClient,
-        *,
-        token: str,
-        team_id: str,
-        channel: str,
-        thread_ts: str,
-        event: Mapping[str, Any],
-        user_id: str,
-        text: str,
-        interim_ts: str,
-    ) -> None:
-        session_id = session_id_for(team_id, channel, thread_ts)
+    @asynccontextmanager
+    async def _one_turn_at_a_time(self, session_id: str) -> AsyncIterator[None]:
+        """Hold the thread's turn lock, with the session id in the log context."""
         lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
         marker = session_id_var.set(session_id)
         try:
             async with lock:
-                await self._answer_locked(
-                    client,
-                    token=token,
-                    team_id=team_id,
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    event=event,
-                    user_id=user_id,
-                    text=text,
-                    interim_ts=interim_ts,
-                    session_id=session_id,
-                )
+                yield
         finally:
             session_id_var.reset(marker)
 
-    async def _answer_locked(
+    async def _answer(
         self,
         client: AsyncWebClient,
         *,
@@ -536,6 +518,7 @@ class SlackBot:
         if sub in ("", "help"):
             await ack(text=HELP_TEXT)
             return
+        to_user = _ReplyTo(client, channel=None, thread_ts=None, respond=respond)
         if sub == "ask":
             if not rest:
                 await ack(text=f"Usage: `{COMMAND} ask <question>`")
@@ -548,10 +531,7 @@ class SlackBot:
                     client, respond, team_id=team_id, channel=channel, user_id=user_id, question=rest
                 ),
                 name="slack-command-ask",
-                client=client,
-                channel=None,
-                thread_ts=None,
-                respond=respond,
+                reply_to=to_user,
             )
             return
         if sub in ("status", "forget", "resolve"):
@@ -568,10 +548,7 @@ class SlackBot:
                     trigger_id=str(command.get("trigger_id") or ""),
                 ),
                 name=f"slack-command-{sub}",
-                client=client,
-                channel=None,
-                thread_ts=None,
-                respond=respond,
+                reply_to=to_user,
             )
             return
         await ack(text=f"Unknown subcommand `{blocks.escape(sub[:40])}`.\n\n{HELP_TEXT}")
@@ -633,8 +610,7 @@ class SlackBot:
         if sub == "status":
             await respond(text=blocks.render_status(session), response_type="ephemeral")
             return
-        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
-        if not can_act(role):
+        if not await self._may_act(client, user_id=user_id, team_id=team_id):
             await respond(text=NOT_ALLOWED, response_type="ephemeral")
             return
         if sub == "forget":
@@ -657,10 +633,7 @@ class SlackBot:
             fix=rest[:5000],
             category=blocks.category_hint(session.last_answer),
         )
-        case = await self.troubleshooter.resolve(session_id, request)
-        await self._audit(
-            "resolve", actor=user_id, session_id=session_id, detail={"edge": "slack", "incident_id": case.id}
-        )
+        case = await self._store_resolution(session_id, request)
         await client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
@@ -683,9 +656,7 @@ class SlackBot:
         self._spawn(
             lambda: self._feedback(client, body=body, action=action, respond=respond),
             name="slack-feedback",
-            client=client,
-            channel=channel,
-            thread_ts=thread_ts,
+            reply_to=_ReplyTo(client, channel, thread_ts),
         )
 
     async def _feedback(
@@ -696,8 +667,7 @@ class SlackBot:
         action: Mapping[str, Any],
         respond: AsyncRespond,
     ) -> None:
-        user_id = str((body.get("user") or {}).get("id") or "unknown")
-        team_id = str((body.get("team") or {}).get("id") or "")
+        user_id, team_id = _actor(body)
         value = blocks.ButtonValue.decode(str(action.get("value") or ""))
         action_id = str(action.get("action_id") or "")
         if value is None:
@@ -707,8 +677,7 @@ class SlackBot:
                 replace_original=False,
             )
             return
-        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
-        if not can_act(role):
+        if not await self._may_act(client, user_id=user_id, team_id=team_id):
             await respond(text=NOT_ALLOWED, response_type="ephemeral", replace_original=False)
             return
         verdict: blocks.Verdict = "accept" if action_id.startswith(blocks.ACTION_ACCEPT) else "reject"
@@ -749,12 +718,10 @@ class SlackBot:
         respond: AsyncRespond,
     ) -> None:
         await ack()
-        user_id = str((body.get("user") or {}).get("id") or "unknown")
-        team_id = str((body.get("team") or {}).get("id") or "")
+        user_id, team_id = _actor(body)
         session_id = str(action.get("value") or "")
         channel, _ = _where(body)
-        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
-        if not can_act(role):
+        if not await self._may_act(client, user_id=user_id, team_id=team_id):
             await respond(text=NOT_ALLOWED, response_type="ephemeral", replace_original=False)
             return
         session = await self._get_session(session_id)
@@ -778,16 +745,14 @@ class SlackBot:
     async def _on_resolve_submit(
         self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        user_id = str((body.get("user") or {}).get("id") or "unknown")
-        team_id = str((body.get("team") or {}).get("id") or "")
+        user_id, team_id = _actor(body)
         values = blocks.modal_values(view)
         errors: dict[str, str] = {}
         if not values.get("root_cause"):
             errors["root_cause"] = "Say what the root cause was."
         if not values.get("fix"):
             errors["fix"] = "Say what fixed it."
-        role = await self.access.role_of(client, user_id=user_id, team_id=team_id)
-        if not can_act(role):
+        if not await self._may_act(client, user_id=user_id, team_id=team_id):
             errors["fix"] = NOT_ALLOWED[:150]
         if errors:
             await ack(response_action="errors", errors=errors)
@@ -816,9 +781,7 @@ class SlackBot:
                 session=session,
             ),
             name="slack-resolve",
-            client=client,
-            channel=channel,
-            thread_ts=thread_ts,
+            reply_to=_ReplyTo(client, channel, thread_ts),
         )
 
     async def _resolve(
@@ -841,10 +804,7 @@ class SlackBot:
             fix=values["fix"][:5000],
             category=blocks.category_hint(session.last_answer),
         )
-        case = await self.troubleshooter.resolve(session_id, request)
-        await self._audit(
-            "resolve", actor=user_id, session_id=session_id, detail={"edge": "slack", "incident_id": case.id}
-        )
+        case = await self._store_resolution(session_id, request)
         if channel is not None:
             await client.chat_postMessage(
                 channel=channel,
@@ -869,6 +829,13 @@ def _where(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if body.get("channel_id"):
         return str(body["channel_id"]), None
     return None, None
+
+
+def _actor(body: Mapping[str, Any]) -> tuple[str, str]:
+    """The user and team of an interaction payload (button, modal)."""
+    user_id = str((body.get("user") or {}).get("id") or "unknown")
+    team_id = str((body.get("team") or {}).get("id") or "")
+    return user_id, team_id
 
 
 def _with_thread_context(text: str, messages: Sequence[Mapping[str, Any]], *, before_ts: str) -> str:

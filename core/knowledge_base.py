@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -383,9 +383,9 @@ def _skip_class(pattern: str, start: int) -> int:
     return len(pattern)
 
 
-def _skip_group(pattern: str, start: int) -> int:
-    """Index just past the group that opens at ``start``."""
-    depth = 0
+def _structural(pattern: str, start: int) -> Iterator[tuple[int, str]]:
+    """Index and character of each character from ``start`` on that is neither escaped nor inside a
+    character class: the ones that open and close groups and separate alternatives."""
     i = start
     while i < len(pattern):
         char = pattern[i]
@@ -395,33 +395,34 @@ def _skip_group(pattern: str, start: int) -> int:
         if char == "[":
             i = _skip_class(pattern, i)
             continue
+        yield i, char
+        i += 1
+
+
+def _skip_group(pattern: str, start: int) -> int:
+    """Index just past the group that opens at ``start``."""
+    depth = 0
+    for i, char in _structural(pattern, start):
         if char == "(":
             depth += 1
         elif char == ")":
             depth -= 1
             if depth == 0:
                 return i + 1
-        i += 1
     return len(pattern)
 
 
 def _top_level_alternatives(pattern: str) -> int:
+    """How many alternatives the pattern has outside any group (a stray ``)`` closes nothing)."""
     count = 1
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "[":
-            i = _skip_class(pattern, i)
-            continue
+    depth = 0
+    for _, char in _structural(pattern, 0):
         if char == "(":
-            i = _skip_group(pattern, i)
-            continue
-        if char == "|":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        elif char == "|" and depth == 0:
             count += 1
-        i += 1
     return count
 
 

@@ -531,7 +531,7 @@ def _read_prometheus(doc: object, collector: _Issues, *, default_name: str) -> l
     result = data.get("result")
     builder = _SeriesBuilder(collector.source)
     if result_type == "scalar":
-        _prom_sample(
+        _pair_sample(
             result, f"{base}.result", name=default_name, labels={}, builder=builder, collector=collector
         )
         return builder.result()
@@ -555,7 +555,7 @@ def _read_prometheus(doc: object, collector: _Issues, *, default_name: str) -> l
         labels = {str(k): str(v) for k, v in metric.items() if k != "__name__"}
         name = str(metric.get("__name__") or default_name)
         if result_type == "vector":
-            _prom_sample(
+            _pair_sample(
                 item.get("value"),
                 f"{path}.value",
                 name=name,
@@ -569,7 +569,7 @@ def _read_prometheus(doc: object, collector: _Issues, *, default_name: str) -> l
                 collector.add(f"{path}.values: expected a list of [timestamp, value] pairs")
                 continue
             for j, sample in enumerate(values):
-                _prom_sample(
+                _pair_sample(
                     sample,
                     f"{path}.values[{j}]",
                     name=name,
@@ -580,7 +580,7 @@ def _read_prometheus(doc: object, collector: _Issues, *, default_name: str) -> l
     return builder.result()
 
 
-def _prom_sample(
+def _pair_sample(
     sample: object,
     path: str,
     *,
@@ -589,6 +589,7 @@ def _prom_sample(
     builder: _SeriesBuilder,
     collector: _Issues,
 ) -> None:
+    """One ``[timestamp, value]`` sample (Prometheus API results, JSON points lists)."""
     if not isinstance(sample, list | tuple) or len(sample) != 2:
         collector.add(f"{path}: expected a [timestamp, value] pair")
         return
@@ -667,18 +668,7 @@ def _points_list(
     for i, item in enumerate(items):
         here = f"{path}[{i}]"
         if isinstance(item, list | tuple):
-            if len(item) != 2:
-                collector.add(f"{here}: expected a [timestamp, value] pair")
-                continue
-            timestamp = parse_timestamp(item[0])
-            if timestamp is None:
-                collector.add(f"{here}[0]: {_clip(str(item[0]))!r} is not a timestamp")
-                continue
-            value, problem = _parse_value(item[1])
-            if value is None:
-                collector.add(f"{here}[1]: {problem or 'missing value'}")
-                continue
-            builder.add(name, labels, timestamp, value)
+            _pair_sample(item, here, name=name, labels=labels, builder=builder, collector=collector)
             continue
         if not isinstance(item, Mapping):
             collector.add(f"{here}: expected an object or a [timestamp, value] pair")

@@ -65,8 +65,11 @@ def parse_rfc3164(line: str) -> Fields | None:
     match = _RFC3164.match(line)
     if match is None:
         return None
-    if match["mon"] is None and (match["tag"] is None or _LEVEL_WORD.fullmatch(match["host"])):
-        # an ISO-timestamped line is syslog only with "host app[pid]:", and a level word is no host
+    if match["mon"] is None and (
+        match["tag"] is None or "=" in match["host"] or _LEVEL_WORD.fullmatch(match["host"])
+    ):
+        # an ISO-timestamped line is syslog only with "host app[pid]:"; a level word or a key=value pair
+        # (``<time> level=error msg="failed: ..."``) is no host
         return None
     if match["mon"] is not None:
         moment = yearless(match["mon"], match["day"], clock=match["clock"], frac=match["bfrac"])

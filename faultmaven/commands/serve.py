@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -36,9 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    host = args.host if args.host is not None else settings.host
-    port = args.port if args.port is not None else settings.port
-    check_bind_allowed(settings, host)
+    host, port = listen_address(args, settings)
     ssl_context = server_ssl_context(settings)
     from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
 
@@ -48,10 +47,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, Services(settings), extensions=[slack_routes])
     if processes:
         app.on_startup.append(functools.partial(_start_analysis_processes, count=processes))
-    scheme = "https" if ssl_context else "http"
-    log.info("serving", extra={"url": f"{scheme}://{host}:{port}"})
-    # run_app installs SIGINT/SIGTERM handlers: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish,
-    # then the cleanup context closes the stores.
+    log.info("serving", extra={"url": server_url(host, port, ssl_context=ssl_context)})
+    run_server(app, host=host, port=port, ssl_context=ssl_context)
+    return 0
+
+
+def listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    """``--host`` and ``--port``, else the configured ones; refused when listening there is not allowed."""
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    check_bind_allowed(settings, host)
+    return host, port
+
+
+def server_url(host: str, port: int, *, ssl_context: ssl.SSLContext | None) -> str:
+    """The base URL the server is reached at, for the start-up log line."""
+    return f"{'https' if ssl_context else 'http'}://{host}:{port}"
+
+
+def run_server(app: web.Application, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    """Serve until SIGINT/SIGTERM: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish, then the
+    app's cleanup context closes the stores."""
     web.run_app(
         app,
         host=host,
@@ -62,7 +78,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print=None,
         handle_signals=True,
     )
-    return 0
 
 
 async def _start_analysis_processes(app: web.Application, *, count: int) -> None:

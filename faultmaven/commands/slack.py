@@ -11,19 +11,16 @@ import asyncio
 import logging
 import signal
 
-from aiohttp import web
-
 from bot.app import slack_configured
 from bot.http import slack_routes
 from bot.socket import SocketModeRunner
 from core.errors import InputError
+from faultmaven.commands.serve import listen_address, run_server, server_url
 from faultmaven.services import Services
 from faultmaven.settings import Settings
-from handlers.app import check_bind_allowed, create_app, server_ssl_context
+from handlers.app import create_app, server_ssl_context
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_TIMEOUT_SECONDS = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,25 +47,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError(
             "HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests (or use --socket-mode)."
         )
-    host = args.host if args.host is not None else settings.host
-    port = args.port if args.port is not None else settings.port
-    check_bind_allowed(settings, host)
+    host, port = listen_address(args, settings)
     ssl_context = server_ssl_context(settings)
     app = create_app(settings, Services(settings), extensions=[slack_routes])
     log.info(
         "serving Slack events",
-        extra={"url": f"{'https' if ssl_context else 'http'}://{host}:{port}/slack/events"},
+        extra={"url": server_url(host, port, ssl_context=ssl_context) + "/slack/events"},
     )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        ssl_context=ssl_context,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-    )
+    run_server(app, host=host, port=port, ssl_context=ssl_context)
     return 0
 
 

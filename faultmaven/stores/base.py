@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.answers import Feedback, IncidentCase, Session
 
@@ -150,6 +150,34 @@ def like_pattern(term: str) -> str:
     """``%term%`` with LIKE wildcards in ``term`` escaped by a backslash."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def stored_session(raw: str | bytes, *, session_id: str, logger: logging.Logger) -> Session | None:
+    """A session as a session store holds it; one written under an older schema is absent (a warning on the
+    store's ``logger``), so the conversation starts afresh instead of failing every turn."""
+    try:
+        return Session.model_validate_json(raw)
+    except ValidationError as exc:
+        logger.warning(
+            "stored session does not match the current schema; treating it as absent",
+            extra={"session_id": session_id, "errors": exc.error_count()},
+        )
+        return None
+
+
+def incident_columns(case: IncidentCase) -> tuple[str, str, str | None, str, str, str, str]:
+    """An incident's row in both history stores, in column order: id, team, session_id, category, title,
+    search_text (lower-cased, which incident search relies on) and the JSON body. The timestamps follow,
+    in each database's own form."""
+    return (
+        case.id,
+        case.team,
+        case.session_id,
+        case.category.value,
+        case.title,
+        case.search_text().lower(),
+        case.model_dump_json(),
+    )
 
 
 def to_utc(value: datetime) -> datetime:

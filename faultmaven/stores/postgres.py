@@ -22,6 +22,7 @@ from faultmaven.stores.base import (
     MAX_AUDIT_LIMIT,
     MAX_INCIDENT_LIMIT,
     AuditEvent,
+    incident_columns,
     like_pattern,
     new_id,
     search_terms,
@@ -163,13 +164,7 @@ class PostgresHistoryStore:
                 "team = EXCLUDED.team, session_id = EXCLUDED.session_id, category = EXCLUDED.category, "
                 "title = EXCLUDED.title, search_text = EXCLUDED.search_text, body = EXCLUDED.body, "
                 "created_at = EXCLUDED.created_at, updated_at = now()",
-                case.id,
-                case.team,
-                case.session_id,
-                case.category.value,
-                case.title,
-                case.search_text().lower(),
-                case.model_dump_json(),
+                *incident_columns(case),
                 to_utc(case.created_at),
             ),
             op="save_incident",

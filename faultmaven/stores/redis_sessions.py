@@ -8,12 +8,16 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from core.answers import Session
 from core.errors import DependencyError
-from faultmaven.stores.base import COMMAND_TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS, RateDecision
+from faultmaven.stores.base import (
+    COMMAND_TIMEOUT_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    RateDecision,
+    stored_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +102,7 @@ class RedisSessionStore:
         )
         if raw is None:
             return None
-        try:
-            return Session.model_validate_json(raw)
-        except ValidationError as exc:
-            log.warning(
-                "stored session does not match the current schema; treating it as absent",
-                extra={"session_id": session_id, "errors": exc.error_count()},
-            )
-            return None
+        return stored_session(raw, session_id=session_id, logger=log)
 
     async def save_session(self, session: Session) -> None:
         await self._call(

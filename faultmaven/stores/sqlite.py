@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from core.answers import Feedback, IncidentCase, Session
 from core.errors import DependencyError, NotFoundError
 from faultmaven.crypto import KeyRing
@@ -33,9 +31,11 @@ from faultmaven.stores.base import (
     MAX_INCIDENT_LIMIT,
     AuditEvent,
     RateDecision,
+    incident_columns,
     like_pattern,
     new_id,
     search_terms,
+    stored_session,
     to_utc,
 )
 from faultmaven.stores.migrations import apply_sqlite_migrations
@@ -197,14 +197,7 @@ class SqliteSessionStore:
         )
         if row is None:
             return None
-        try:
-            return Session.model_validate_json(row[0])
-        except ValidationError as exc:
-            log.warning(
-                "stored session does not match the current schema; treating it as absent",
-                extra={"session_id": session_id, "errors": exc.error_count()},
-            )
-            return None
+        return stored_session(row[0], session_id=session_id, logger=log)
 
     async def save_session(self, session: Session) -> None:
         body = session.model_dump_json()
@@ -341,17 +334,7 @@ class SqliteHistoryStore:
         return [Feedback.model_validate_json(row[0]) for row in rows]
 
     async def save_incident(self, case: IncidentCase) -> None:
-        params = (
-            case.id,
-            case.team,
-            case.session_id,
-            case.category.value,
-            case.title,
-            case.search_text().lower(),
-            case.model_dump_json(),
-            _iso(case.created_at),
-            _iso(datetime.now(UTC)),
-        )
+        params = (*incident_columns(case), _iso(case.created_at), _iso(datetime.now(UTC)))
 
         def call(conn: sqlite3.Connection) -> None:
             with _write(conn):

@@ -320,6 +320,12 @@ def test_timestamp_then_logfmt_takes_the_pairs() -> None:
     # a line whose rest is not key=value pairs keeps it as the message
     assert records[5].severity is Severity.UNSPECIFIED
     assert records[5].message == "worker heartbeat missed for 3 intervals"
+    # a colon in the message does not make "level=error" a syslog host and "msg=..." a syslog tag
+    lines = ['2026-03-02T10:15:04.123Z level=error msg="payment failed: card declined" service=payments'] * 3
+    assert detect_format(lines) == "iso"
+    record = next(read_logs(lines))
+    assert (record.severity, record.service) == (Severity.ERROR, "payments")
+    assert record.message == "payment failed: card declined"
 
 
 def test_docker_json_file() -> None:

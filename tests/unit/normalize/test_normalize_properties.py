@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from core.models import LogRecord, ParseIssue, Severity
@@ -332,6 +332,8 @@ def test_hdfs_round_trip(moment: datetime, pid: int, level: str, logger: str, me
 @SETTINGS
 @given(moment=MOMENTS, level=LEVELS, message=MESSAGE, millis=st.booleans())
 def test_epoch_round_trip(moment: datetime, level: str, message: str, millis: bool) -> None:
+    # "LEVEL [name] text" is the log4j layout with a thread: a message that opens with brackets is read so
+    assume(not message.startswith("["))
     since = moment - datetime(1970, 1, 1, tzinfo=UTC)
     millis_total = since // timedelta(milliseconds=1)
     stamp = str(millis_total) if millis else f"{millis_total // 1000}.{millis_total % 1000:03d}"
