@@ -1085,6 +1085,15 @@ def _parse_entries(
     return signatures
 
 
+def _yaml_error_issue(exc: yaml.YAMLError, *, source: str, first_line: int, what: str) -> ParseIssue:
+    """The issue for YAML that does not parse: where (``first_line`` is the file line of the YAML's first
+    line) and the parser's own words for what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + first_line if mark is not None else None
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return ParseIssue(source=source, line=line, level="error", message=f"{what}: {problem}")
+
+
 def _parse_knowledge_text(
     text: str, *, source_name: str, source_value: str, issues: list[ParseIssue], allow_single: bool
 ) -> list[Signature]:
@@ -1092,12 +1101,7 @@ def _parse_knowledge_text(
     try:
         data, node = _parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        issues.append(
-            ParseIssue(source=source_name, line=line, level="error", message=f"not valid YAML: {problem}")
-        )
+        issues.append(_yaml_error_issue(exc, source=source_name, first_line=1, what="not valid YAML"))
         return []
     if allow_single and isinstance(data, dict) and "id" in data:
         return _parse_entries(
@@ -1210,13 +1214,8 @@ def _parse_markdown_runbook(text: str, *, path: Path, issues: list[ParseIssue]) 
     try:
         data, _node = _parse_yaml(front)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
         issues.append(
-            ParseIssue(
-                source=source, line=line, level="error", message=f"front matter is not valid YAML: {problem}"
-            )
+            _yaml_error_issue(exc, source=source, first_line=2, what="front matter is not valid YAML")
         )
         return []
     if not isinstance(data, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from core.answers import Answer
@@ -75,17 +76,24 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("`", "'")
 
 
+def _md_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown section holding one table: the heading, the header row, then a row per cell list."""
+    out = [f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return out
+
+
 def render_markdown(report: Report) -> str:
     out: list[str] = ["## FaultMaven analysis", "", report.summary, ""]
     if report.root_causes:
-        out += [
-            "### Root-cause hypotheses",
-            "",
-            "| # | Confidence | Category | Hypothesis |",
-            "|---|---|---|---|",
-        ]
-        for i, cause in enumerate(report.root_causes, 1):
-            out.append(f"| {i} | {cause.confidence:.2f} | `{cause.category.value}` | {_md(cause.title)} |")
+        out += _md_table(
+            "Root-cause hypotheses",
+            ("#", "Confidence", "Category", "Hypothesis"),
+            (
+                (str(i), f"{cause.confidence:.2f}", f"`{cause.category.value}`", _md(cause.title))
+                for i, cause in enumerate(report.root_causes, 1)
+            ),
+        )
         best = report.root_causes[0]
         if best.evidence.lines or best.evidence.notes:
             out += ["", "Evidence for the best hypothesis:", ""]
@@ -96,25 +104,46 @@ def render_markdown(report: Report) -> str:
             ]
         out.append("")
     if report.suspects:
-        out += ["### Suspects", "", "| # | Name | Kind | Score | Why |", "|---|---|---|---|---|"]
-        for i, suspect in enumerate(report.suspects, 1):
-            out.append(
-                f"| {i} | {_md(suspect.name)} | {suspect.kind} | {suspect.score:.2f} | {_md(_clip(suspect.reason, 200))} |"
-            )
+        out += _md_table(
+            "Suspects",
+            ("#", "Name", "Kind", "Score", "Why"),
+            (
+                (
+                    str(i),
+                    _md(suspect.name),
+                    suspect.kind,
+                    f"{suspect.score:.2f}",
+                    _md(_clip(suspect.reason, 200)),
+                )
+                for i, suspect in enumerate(report.suspects, 1)
+            ),
+        )
         out.append("")
     if report.anomalies:
-        out += ["### Anomalies", "", "| Score | Source | Kind | When | What |", "|---|---|---|---|---|"]
-        for anomaly in report.anomalies[:TOP_ANOMALIES]:
-            out.append(
-                f"| {anomaly.score:.2f} | {anomaly.source} | {anomaly.kind} | {_span(anomaly) or '-'} | {_md(_clip(anomaly.description or anomaly.subject))} |"
-            )
+        out += _md_table(
+            "Anomalies",
+            ("Score", "Source", "Kind", "When", "What"),
+            (
+                (
+                    f"{anomaly.score:.2f}",
+                    anomaly.source,
+                    anomaly.kind,
+                    _span(anomaly) or "-",
+                    _md(_clip(anomaly.description or anomaly.subject)),
+                )
+                for anomaly in report.anomalies[:TOP_ANOMALIES]
+            ),
+        )
         out.append("")
     if report.templates:
-        out += ["### Top templates", "", "| Count | Id | Severity | Template |", "|---|---|---|---|"]
-        for row in report.templates[:TOP_TEMPLATES]:
-            out.append(
-                f"| {row.count} | `{row.id}` | {row.severity.name} | `{_md(_clip(row.template, 120))}` |"
-            )
+        out += _md_table(
+            "Top templates",
+            ("Count", "Id", "Severity", "Template"),
+            (
+                (str(row.count), f"`{row.id}`", row.severity.name, f"`{_md(_clip(row.template, 120))}`")
+                for row in report.templates[:TOP_TEMPLATES]
+            ),
+        )
         out.append("")
     if report.issues:
         out += [f"_{len(report.issues)} input issue(s); first: {_md(str(report.issues[0]))}_", ""]

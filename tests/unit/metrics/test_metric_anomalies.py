@@ -155,16 +155,20 @@ def test_routine_daily_spike_is_not_reported_but_a_new_one_is() -> None:
     assert [a.start for a in found] == [at(288 * 5 + 150)]
 
 
-def test_correlated_series_with_a_joint_outlier() -> None:
+def load_and_cpu_with_a_joint_outlier(n: int = 600) -> tuple[np.ndarray, np.ndarray]:
+    """Traffic and the CPU that follows it; at point 400 traffic rises a little while CPU falls a little:
+    each move is within its series' usual wobble (under 5 robust z), but CPU no longer follows traffic."""
     rng = np.random.default_rng(21)
-    n = 600
     load = 100 + 30 * np.sin(np.arange(n) / 40) + rng.normal(0, 2, n)
     cpu = 0.5 * load + rng.normal(0, 0.5, n)
-    # At point 400 traffic rises a little while CPU falls a little: each move is within its series' usual
-    # wobble (under 5 robust z), but CPU no longer follows traffic.
     base = 100 + 30 * np.sin(400 / 40)
     load[400] = base + 4
     cpu[400] = 0.5 * base - 5
+    return load, cpu
+
+
+def test_correlated_series_with_a_joint_outlier() -> None:
+    load, cpu = load_and_cpu_with_a_joint_outlier()
     series = [make("requests_per_second", load), make("cpu_usage", cpu, labels={"service": "api"})]
     found = detect_metric_anomalies(series)
     multi = [a for a in found if a.kind == "multivariate_outlier"]
@@ -306,13 +310,8 @@ def test_detector_never_raises_and_output_is_well_formed(
 
 
 def test_constant_member_does_not_shift_multivariate_subjects() -> None:
-    rng = np.random.default_rng(21)
     n = 600
-    load = 100 + 30 * np.sin(np.arange(n) / 40) + rng.normal(0, 2, n)
-    cpu = 0.5 * load + rng.normal(0, 0.5, n)
-    base = 100 + 30 * np.sin(400 / 40)
-    load[400] = base + 4
-    cpu[400] = 0.5 * base - 5
+    load, cpu = load_and_cpu_with_a_joint_outlier(n)
     series = [make("replicas", [3.0] * n), make("requests_per_second", load), make("cpu_usage", cpu)]
     multi = [a for a in detect_metric_anomalies(series) if a.kind == "multivariate_outlier"]
     assert len(multi) == 1
