@@ -247,12 +247,24 @@ class TroubleshootingService:
     # --- internals -----------------------------------------------------------------------------------------
 
     async def _session_for(self, question: Question) -> Session:
-        if question.session_id:
-            session = await self.stores.sessions.get_session(question.session_id)
-            if session is not None:
-                return session
-            return Session(id=question.session_id, channel=question.channel)
-        return Session(id=uuid.uuid4().hex, channel=question.channel)
+        if not question.session_id:
+            return Session(id=uuid.uuid4().hex, channel=question.channel)
+        session = await self.stores.sessions.get_session(question.session_id)
+        if session is None:  # expired from the session store, or never seen
+            session = Session(id=question.session_id, channel=question.channel)
+        await self._merge_durable_feedback(session)
+        return session
+
+    async def _merge_durable_feedback(self, session: Session) -> None:
+        """Verdicts live durably in the history store. A session copy can lack some — it expired, or two
+        concurrent writers saved it over each other — and the next answer must still honour every one."""
+        durable = await self.stores.history.list_feedback(session.id)
+        if not durable:
+            return
+        seen = {(f.item_id, f.user_id, f.created_at) for f in session.feedback}
+        missing = [f for f in durable if (f.item_id, f.user_id, f.created_at) not in seen]
+        if missing:
+            session.feedback = sorted([*session.feedback, *missing], key=lambda f: f.created_at)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
