@@ -483,14 +483,20 @@ async def test_an_unexpected_failure_on_the_llm_path_leaves_the_deterministic_an
     assert [t.number for t in stored.turns] == [1], "the turn was still saved"
 
 
-async def test_a_verdict_lost_from_the_session_copy_is_still_honoured(service: TroubleshootingService) -> None:
+async def test_a_verdict_lost_from_the_session_copy_is_still_honoured(
+    service: TroubleshootingService,
+) -> None:
     """Two writers saving one session can drop a verdict from the session copy; the durable history keeps it,
     and the next answer follows it."""
     first = await service.ask(Question(user_id="U-maria", query=X509_QUESTION))
     step = first.next_steps[0].id
-    stale = await service.get_session(first.session_id)  # read before the verdict, as a concurrent writer would
+    stale = await service.get_session(
+        first.session_id
+    )  # read before the verdict, as a concurrent writer would
     await service.feedback(feedback(first, step, "reject"))
-    await service.stores.sessions.save_session(stale)  # ...and saved after it: the verdict is gone from the copy
+    await service.stores.sessions.save_session(
+        stale
+    )  # ...and saved after it: the verdict is gone from the copy
     assert (await service.get_session(first.session_id)).feedback == []
 
     second = await service.ask(Question(user_id="U-maria", query=X509_QUESTION, session_id=first.session_id))
