@@ -36,9 +36,7 @@ from core.models import (
     MetricSeries,
     ParseIssue,
     Report,
-    RootCause,
     Severity,
-    Suspect,
     TemplateSummary,
     TimeRange,
 )
@@ -95,7 +93,9 @@ def analyze(
     log_anomalies = detect_log_anomalies(table, timeline, bursts=bursts, start=start)
     anomalies = _weigh(log_anomalies + metric_anomalies, focus)
 
-    suspects = _rank(table, anomalies=anomalies, metrics=metrics, start=start, focus=focus)
+    suspects = rank_suspects(
+        table, anomalies=anomalies, series=metrics, start=start, focus_services=focus.services
+    )
     kb = knowledge if knowledge is not None else KnowledgeBase.load()
     root_causes = classify(
         table, anomalies=anomalies, suspects=suspects, knowledge=kb, focus=focus, query=query
@@ -225,19 +225,6 @@ def _weigh(anomalies: list[Anomaly], focus: Focus) -> list[Anomaly]:
     return anomalies
 
 
-def _rank(
-    table: LogTable,
-    *,
-    anomalies: list[Anomaly],
-    metrics: Sequence[MetricSeries],
-    start: float | None,
-    focus: Focus,
-) -> list[Suspect]:
-    return rank_suspects(
-        table, anomalies=anomalies, series=metrics, start=start, focus_services=focus.services
-    )
-
-
 def _template_summaries(
     table: LogTable, timeline: Timeline, anomalies: Sequence[Anomaly]
 ) -> list[TemplateSummary]:
@@ -325,13 +312,9 @@ def summarize(report: Report, *, metrics: int = 0) -> str:
     if report.suspects:
         top = report.suspects[0]
         parts.append(f"Most likely origin: {top.name} ({top.kind}).")
-    cause = _top_cause(report.root_causes)
-    if cause is not None:
+    if report.root_causes:
+        cause = report.root_causes[0]
         parts.append(
             f"Best hypothesis: {cause.title} [{cause.category.value}, confidence {cause.confidence:.2f}]."
         )
     return " ".join(parts)
-
-
-def _top_cause(causes: Sequence[RootCause]) -> RootCause | None:
-    return causes[0] if causes else None
