@@ -23,6 +23,7 @@ from core.anomalies.logs import (
     detect_log_anomalies,
     error_bursts,
     incident_start,
+    window_counts,
 )
 from core.anomalies.metrics import detect_metric_anomalies
 from core.answers import LogInput
@@ -94,7 +95,12 @@ def analyze(
     anomalies = _weigh(log_anomalies + metric_anomalies, focus)
 
     suspects = rank_suspects(
-        table, anomalies=anomalies, series=metrics, start=start, focus_services=focus.services
+        table,
+        anomalies=anomalies,
+        series=metrics,
+        start=start,
+        focus_services=focus.services,
+        window=window_counts(table, timeline, start=start),
     )
     kb = knowledge if knowledge is not None else KnowledgeBase.load()
     root_causes = classify(

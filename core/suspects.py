@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -88,8 +88,12 @@ def rank_suspects(
     series: Sequence[MetricSeries],
     start: float | None,
     focus_services: Sequence[str] = (),
+    window: Mapping[int, Mapping[int, int]] | None = None,
     limit: int = 8,
 ) -> list[Suspect]:
+    """Suspects, best first. ``window`` (cluster → service → records) counts only the records of the
+    incident window; without it every record counts. Hours of background errors before an incident say
+    little about what broke in it."""
     services = [s for s in table.services if s != NO_SERVICE]
     facts: dict[str, _Facts] = defaultdict(_Facts)
     dependencies: Counter[str] = Counter()
@@ -123,7 +127,8 @@ def rank_suspects(
                 peers.add(peer)
             else:
                 named.add(service)
-        for sid, count in stats.services.items():
+        counts = stats.services if window is None else window.get(cid, {})
+        for sid, count in counts.items():
             name = table.services[sid]
             if name == NO_SERVICE:
                 owner = None

@@ -150,6 +150,26 @@ def _bursts_in(counts: npt.NDArray[np.int64], *, service: str, level: str, timel
     return bursts
 
 
+WINDOW_LEAD_BUCKETS = 5
+
+
+def window_counts(
+    table: LogTable, timeline: Timeline, *, start: float | None
+) -> dict[int, dict[int, int]] | None:
+    """Warning-or-worse records per template cluster and service from a little before ``start`` on
+    (None without a start: then the whole stream is the window)."""
+    if start is None:
+        return None
+    cols = table.columns()
+    mask = (timeline.x >= start - WINDOW_LEAD_BUCKETS * timeline.width) & (cols.severity >= WARN)
+    keys = cols.cluster[mask].astype(np.int64) * 65536 + cols.service[mask].astype(np.int64)
+    unique, counts = np.unique(keys, return_counts=True)
+    out: dict[int, dict[int, int]] = {}
+    for key, count in zip(unique.tolist(), counts.tolist(), strict=True):
+        out.setdefault(key // 65536, {})[key % 65536] = count
+    return out
+
+
 def incident_start(candidates: Sequence[float]) -> float | None:
     finite = [c for c in candidates if math.isfinite(c)]
     return min(finite) if finite else None

@@ -106,3 +106,29 @@ def test_restart_signatures_need_repetition() -> None:
     anomalies = detect_log_anomalies(table, build_timeline(table), bursts=[], start=None)
     restart = [a for a in anomalies if a.kind == "restart"]
     assert restart and restart[0].subject == "api" and "crash loop" in restart[0].description
+
+
+def test_background_errors_before_the_incident_do_not_make_a_suspect() -> None:
+    """Hours of a service's routine errors before the incident weigh nothing against who broke in it."""
+    from core.anomalies.logs import window_counts
+
+    noise = [
+        record(
+            i,
+            at=T0 - timedelta(hours=3) + timedelta(seconds=20 * i),
+            service="search",
+            severity=Severity.ERROR,
+            message=f"query parse error in request {i}: unexpected token",
+        )
+        for i in range(500)
+    ]
+    table = _table(noise + pool_exhaustion_incident())
+    timeline = build_timeline(table)
+    bursts = error_bursts(table, timeline)
+    start = min(b.start for b in bursts if b.service == "payments")
+    anomalies = detect_log_anomalies(table, timeline, bursts=bursts, start=start)
+    window = window_counts(table, timeline, start=start)
+    assert window is not None
+    suspects = rank_suspects(table, anomalies=anomalies, series=[], start=start, window=window)
+    assert suspects[0].name == "payments"
+    assert all(s.name != "search" for s in suspects[:2])
