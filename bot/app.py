@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import uuid
@@ -58,6 +57,7 @@ BOT_SCOPES = tuple(sorted(required_scopes()))
 IDEMPOTENCY_TTL_SECONDS = 3600
 RATE_LIMIT_RETRIES = 2
 MAX_THREAD_MESSAGES = 200
+MAX_RESOLVE_SCAN_PAGES = 5
 MAX_CONTEXT_CHARS = 4000
 MAX_QUERY_CHARS = 19_000
 INTERIM_TEXT = ":hourglass_flowing_sand: Analyzing…"
@@ -622,9 +622,17 @@ class SlackBot:
             )
             return
         # resolve
+        if session.resolved is not None:
+            await respond(text=blocks.already_resolved_text(session.resolved), response_type="ephemeral")
+            return
         if not rest:
-            hint = _root_cause_hint(session)
-            view = blocks.resolve_modal(session_id, channel=channel, message_ts=None, root_cause_hint=hint)
+            view = blocks.resolve_modal(
+                session_id,
+                channel=channel,
+                message_ts=None,
+                thread_ts=thread_ts,
+                root_cause_hint=_root_cause_hint(session),
+            )
             await client.views_open(trigger_id=trigger_id, view=view)
             return
         request = ResolveRequest(
@@ -633,11 +641,17 @@ class SlackBot:
             fix=rest[:5000],
             category=blocks.category_hint(session.last_answer),
         )
-        case = await self._store_resolution(session_id, request)
+        case = await self._resolve_once(session_id, request)
+        if isinstance(case, _AlreadyResolved):
+            await respond(text=blocks.already_resolved_text(case.case), response_type="ephemeral")
+            return
         await client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
             text=f"✅ Resolved by <@{user_id}>: {blocks.escape(case.fix[:2000])} — stored as incident `{case.id}`.",
+        )
+        await self._mark_answers_resolved(
+            client, channel=channel, thread_ts=thread_ts, case=case, session_id=session_id
         )
         await respond(text=f"Resolved; stored as incident `{case.id}`.", response_type="ephemeral")
 
@@ -732,11 +746,24 @@ class SlackBot:
                 replace_original=False,
             )
             return
-        message_ts = str((body.get("message") or {}).get("ts") or "") or None
+        message = body.get("message") or {}
+        if session.resolved is not None:
+            case = session.resolved
+            await respond(
+                text=blocks.already_resolved_text(case), response_type="ephemeral", replace_original=False
+            )
+            if channel is not None:
+                # The button should not have been there: a missed edit, or a message Slack re-rendered.
+                await self._mark_message_resolved(
+                    client, channel=channel, message=message, case=case, session_id=session_id
+                )
+            return
+        message_ts = str(message.get("ts") or "") or None
         view = blocks.resolve_modal(
             session_id,
             channel=channel or "",
             message_ts=message_ts,
+            thread_ts=str(message.get("thread_ts") or "") or message_ts,
             root_cause_hint=_root_cause_hint(session),
         )
         # trigger_id expires after 3 s: open the modal now, inside the listener.
@@ -754,22 +781,21 @@ class SlackBot:
             errors["fix"] = "Say what fixed it."
         if not await self._may_act(client, user_id=user_id, team_id=team_id):
             errors["fix"] = NOT_ALLOWED[:150]
+        meta = blocks.ResolveMetadata.decode(str(view.get("private_metadata") or ""))
+        session_id = meta.session_id
+        session = await self._get_session(session_id) if session_id else None
+        if session is not None and session.resolved is not None:
+            errors["fix"] = f"Already resolved as incident {session.resolved.id}: nothing to do."[:150]
         if errors:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        try:
-            meta = json.loads(str(view.get("private_metadata") or "{}"))
-        except ValueError:
-            meta = {}
-        session_id = str(meta.get("session_id") or "")
-        channel = str(meta.get("channel") or "") or None
-        message_ts = meta.get("message_ts")
-        session = await self._get_session(session_id)
-        thread_ts = None
-        if session is not None and channel is not None:
+        channel = meta.channel or None
+        thread_ts = meta.thread_ts
+        if thread_ts is None and session is not None and channel is not None:
+            # A modal opened before the metadata carried the thread.
             latest = await self.store.latest_thread(team_id, channel)
-            thread_ts = latest[1] if latest and latest[0] == session_id else message_ts
+            thread_ts = latest[1] if latest and latest[0] == session_id else meta.message_ts
         self._spawn(
             lambda: self._resolve(
                 client,
@@ -778,6 +804,7 @@ class SlackBot:
                 values=values,
                 channel=channel,
                 thread_ts=thread_ts,
+                message_ts=meta.message_ts,
                 session=session,
             ),
             name="slack-resolve",
@@ -793,6 +820,7 @@ class SlackBot:
         values: Mapping[str, str],
         channel: str | None,
         thread_ts: str | None,
+        message_ts: str | None,
         session: Session | None,
     ) -> None:
         if session is None:
@@ -804,16 +832,134 @@ class SlackBot:
             fix=values["fix"][:5000],
             category=blocks.category_hint(session.last_answer),
         )
-        case = await self._store_resolution(session_id, request)
-        if channel is not None:
-            await client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=(
-                    f"✅ Resolved by <@{user_id}>: {blocks.escape(case.fix[:2000])} — stored as incident "
-                    f"`{case.id}`; similar incidents will find it."
-                ),
+        case = await self._resolve_once(session_id, request)
+        if isinstance(case, _AlreadyResolved):
+            # Another responder's resolution landed between this modal's check and now.
+            if channel is not None:
+                await client.chat_postEphemeral(
+                    channel=channel, user=user_id, text=blocks.already_resolved_text(case.case)
+                )
+            return
+        if channel is None:
+            return
+        await client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=(
+                f"✅ Resolved by <@{user_id}>: {blocks.escape(case.fix[:2000])} — stored as incident "
+                f"`{case.id}`; similar incidents will find it."
+            ),
+        )
+        await self._mark_answers_resolved(
+            client,
+            channel=channel,
+            thread_ts=thread_ts or message_ts,
+            case=case,
+            session_id=session_id,
+            message_ts=message_ts,
+        )
+
+    async def _resolve_once(
+        self, session_id: str, request: ResolveRequest
+    ) -> IncidentCase | _AlreadyResolved:
+        """Resolve the session unless it already is: the check and the write hold the thread's turn lock, so
+        two resolutions racing in this process cannot both store (and overwrite) the incident."""
+        async with self._one_turn_at_a_time(session_id):
+            session = await self._get_session(session_id)
+            if session is None:
+                raise NotFoundError("This session has expired or was forgotten, so it cannot be resolved.")
+            if session.resolved is not None:
+                log.info("session already resolved", extra={"incident_id": session.resolved.id})
+                return _AlreadyResolved(session.resolved)
+            return await self._store_resolution(session_id, request)
+
+    async def _mark_answers_resolved(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        case: IncidentCase,
+        session_id: str,
+        message_ts: str | None = None,
+    ) -> None:
+        """Replace the "Mark resolved" button of the session's answers in the thread with who resolved it.
+        The thread is read back (``conversations.replies``) because an edit needs the message's blocks; a
+        failure here is logged, never reported: the incident is stored and the thread was told."""
+        if thread_ts is None:
+            log.info("resolved answers not updated: the thread is unknown", extra={"incident_id": case.id})
+            return
+        try:
+            messages = await self._answers_in_thread(client, channel=channel, thread_ts=thread_ts)
+        except SlackApiError as exc:
+            log.warning(
+                "resolved answers not updated: cannot read the thread",
+                extra={"incident_id": case.id, "slack_error": exc.response.get("error", "unknown")},
             )
+            return
+        marked: set[str] = set()
+        for message in messages:
+            if await self._mark_message_resolved(
+                client, channel=channel, message=message, case=case, session_id=session_id
+            ):
+                marked.add(str(message.get("ts")))
+        if message_ts is not None and message_ts not in marked:
+            log.info(
+                "the answer the modal was opened from was not updated (not found in its thread)",
+                extra={"incident_id": case.id},
+            )
+        if not marked:
+            log.info("no answer with a Mark resolved button in the thread", extra={"incident_id": case.id})
+
+    async def _answers_in_thread(
+        self, client: AsyncWebClient, *, channel: str, thread_ts: str
+    ) -> list[dict[str, Any]]:
+        """The thread's messages, every page of it (up to ``MAX_RESOLVE_SCAN_PAGES`` pages)."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(MAX_RESOLVE_SCAN_PAGES):
+            response = await client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=MAX_THREAD_MESSAGES, cursor=cursor
+            )
+            out += [m for m in response.get("messages") or [] if isinstance(m, dict)]
+            cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if not response.get("has_more") or cursor is None:
+                break
+        return out
+
+    async def _mark_message_resolved(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel: str,
+        message: Mapping[str, Any],
+        case: IncidentCase,
+        session_id: str,
+    ) -> bool:
+        """Edit one answer so its "Mark resolved" button reads as resolved; False when it has no such button
+        or Slack refused the edit."""
+        updated = blocks.mark_resolved(message.get("blocks") or [], case, session_id=session_id)
+        ts = str(message.get("ts") or "")
+        if updated is None or not ts:
+            return False
+        try:
+            await client.chat_update(
+                channel=channel, ts=ts, text=str(message.get("text") or "FaultMaven"), blocks=updated
+            )
+        except SlackApiError as exc:
+            log.warning(
+                "could not mark an answer resolved",
+                extra={"incident_id": case.id, "slack_error": exc.response.get("error", "unknown")},
+            )
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _AlreadyResolved:
+    """A resolution refused because the session already has its incident."""
+
+    case: IncidentCase
 
 
 def _where(body: Mapping[str, Any]) -> tuple[str | None, str | None]:

@@ -7,7 +7,6 @@ caller attaches the full report as a file."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -38,6 +37,8 @@ MAX_SIMILAR = 3
 ACTION_ACCEPT = "fm_accept"
 ACTION_REJECT = "fm_reject"
 ACTION_RESOLVE = "fm_resolve"
+RESOLVE_BLOCK_ID = "fm_resolve"
+RESOLVED_BLOCK_ID = "fm_resolved"
 RESOLVE_CALLBACK = "fm_resolve_modal"
 SESSION_METADATA_TYPE = "faultmaven_session"
 
@@ -210,7 +211,7 @@ def render_answer(
         )
     else:
         resolve = _button("Mark resolved", action_id=ACTION_RESOLVE, value=answer.session_id, style="primary")
-        tail.append({"type": "actions", "block_id": "fm_resolve", "elements": [resolve]})
+        tail.append({"type": "actions", "block_id": RESOLVE_BLOCK_ID, "elements": [resolve]})
     reserved = 1  # the "full report attached" note, if any
 
     causes: list[Block] = []
@@ -288,20 +289,73 @@ def mark_feedback(blocks: Sequence[Block], *, item_id: str, verdict: Verdict, us
     return out
 
 
-def mark_resolved(blocks: Sequence[Block], case: IncidentCase) -> list[Block]:
-    """Replace the "Mark resolved" button with the resolution."""
-    who = f" by <@{escape(case.resolved_by)}>" if case.resolved_by else ""
-    text = f"*Resolved*{who}: {escape(case.fix)} (incident `{case.id}`)"
-    resolved = _section(text[:SECTION_TEXT_LIMIT], block_id="fm_resolved")
-    out = [dict(b) for b in blocks if b.get("block_id") not in {"fm_resolve", "fm_resolved"}]
-    return [*out, resolved][:MAX_BLOCKS]
+def _by(case: IncidentCase) -> str:
+    return f" by <@{escape(case.resolved_by)}>" if case.resolved_by else ""
+
+
+def resolved_line(case: IncidentCase) -> str:
+    """What replaces an answer's "Mark resolved" button once its session is resolved."""
+    return f"✅ Resolved{_by(case)} — incident `{_code(case.id)}`"
+
+
+def already_resolved_text(case: IncidentCase) -> str:
+    """The ephemeral reply to a second attempt at resolving a session."""
+    return f"This session is already resolved as incident `{_code(case.id)}`{_by(case)}."
+
+
+def has_resolve_button(blocks: Sequence[Block], session_id: str) -> bool:
+    """Whether the message carries the "Mark resolved" button of this session."""
+    for block in blocks:
+        if block.get("type") != "actions" or block.get("block_id") != RESOLVE_BLOCK_ID:
+            continue
+        for element in block.get("elements") or []:
+            if element.get("action_id") == ACTION_RESOLVE and element.get("value") == session_id:
+                return True
+    return False
+
+
+def mark_resolved(blocks: Sequence[Block], case: IncidentCase, *, session_id: str) -> list[Block] | None:
+    """The message's blocks with the session's "Mark resolved" button replaced, in place, by who resolved it
+    and the incident id; everything else (feedback marks included) is kept. None when the message carries
+    no such button (another session's answer, or one already marked)."""
+    if not has_resolve_button(blocks, session_id):
+        return None
+    line = _context(resolved_line(case)[:CONTEXT_TEXT_LIMIT], block_id=RESOLVED_BLOCK_ID)
+    return [line if block.get("block_id") == RESOLVE_BLOCK_ID else dict(block) for block in blocks]
+
+
+class ResolveMetadata(BaseModel):
+    """What the resolve modal carries to its submission (``private_metadata``): the session, and where its
+    thread and the answer whose button opened the modal are (``message_ts`` is None from the slash command)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+    message_ts: str | None = None
+
+    @classmethod
+    def decode(cls, raw: str) -> ResolveMetadata:
+        """The metadata of a submitted view; empty (no session) when it is not ours or is malformed."""
+        try:
+            return cls.model_validate_json(raw or "{}")
+        except ValidationError:
+            return cls()
 
 
 def resolve_modal(
-    session_id: str, *, channel: str, message_ts: str | None, root_cause_hint: str = ""
+    session_id: str,
+    *,
+    channel: str,
+    message_ts: str | None,
+    thread_ts: str | None = None,
+    root_cause_hint: str = "",
 ) -> Block:
     """The "Mark resolved" modal: root cause and fix; submission becomes an incident case."""
-    metadata = json.dumps({"session_id": session_id, "channel": channel, "message_ts": message_ts})
+    metadata = ResolveMetadata(
+        session_id=session_id, channel=channel, thread_ts=thread_ts, message_ts=message_ts
+    ).model_dump_json()
     root_cause_input: Block = {
         "type": "plain_text_input",
         "action_id": "value",

@@ -11,6 +11,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
     "conversations.replies": HISTORY_SCOPES,
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),

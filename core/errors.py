@@ -31,6 +31,13 @@ class NotFoundError(FaultMavenError):
     http_status = 404
 
 
+class ConflictError(FaultMavenError):
+    """The request contradicts the current state (e.g. resolving a session that is already resolved)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class PermissionDeniedError(FaultMavenError):
     code = "forbidden"
     http_status = 403

@@ -40,7 +40,7 @@ from core.answers import (
     Turn,
     utcnow,
 )
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.knowledge_base import BUILTIN_SOURCE, EvidenceProfile, KnowledgeBase, Signature
 from core.models import Category, Evidence, MetricSeries, Report
 from core.prompting import SignatureMatch as PromptSignature
@@ -160,6 +160,8 @@ class TroubleshootingService:
 
     async def resolve(self, session_id: str, request: ResolveRequest) -> IncidentCase:
         session = await self.get_session(session_id)
+        if session.resolved is not None:
+            raise ConflictError(f"session {session_id} is already resolved as incident {session.resolved.id}")
         case = self._case_from(session, request)
         await self.stores.history.save_incident(case)
         await self._index_cases([case])

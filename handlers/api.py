@@ -255,7 +255,7 @@ def add_api_routes(app: web.Application) -> None:
             permission=Permission.RESOLVE,
             request_model=ResolveBody,
             response_model=IncidentCase,
-            errors=_SESSION_ERRORS,
+            errors=(*_SESSION_ERRORS, 409),
         ),
         Operation(
             method="GET",

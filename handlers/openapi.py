@@ -29,6 +29,7 @@ _ERROR_TEXT: dict[int, str] = {
     401: "Missing, malformed, expired or untrusted bearer token.",
     403: "The caller's role does not allow this.",
     404: "No such session or resource.",
+    409: "The session is already resolved.",
     413: "The request body is larger than the configured limit.",
     422: "The body or query string failed validation; `errors` names each field path.",
     429: "Rate limited; see the Retry-After header.",

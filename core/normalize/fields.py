@@ -423,6 +423,29 @@ def _kubernetes_event(flat: dict[str, Scalar]) -> Fields | None:
     return fields
 
 
+def _message_text(flat: dict[str, Scalar], key: str | None, raw: str) -> str:
+    if key is None:
+        return raw
+    text = scalar_text(flat.pop(key))
+    return text[:-1] if text.endswith("\n") else text
+
+
+def message_from_flat(flat: dict[str, Scalar], *, raw: str) -> Fields:
+    """Only the message :func:`fields_from_flat` gives ``flat`` (the same choice of field, found without
+    mapping the other fields). ``flat`` is consumed."""
+    if flat.get("kind") == "Event":
+        event = _kubernetes_event(flat)
+        if event is not None:
+            return {"message": event.get("message", "")}
+    key: str | None = None
+    rank = len(_ROLES)
+    for name in flat:
+        hit = _ROLES.get(name)
+        if hit is not None and hit[0] == _MESSAGE and hit[1] < rank:
+            key, rank = name, hit[1]
+    return {"message": _message_text(flat, key, raw)}
+
+
 def fields_from_flat(flat: dict[str, Scalar], *, raw: str) -> Fields:
     """Map a flattened structured record onto LogRecord fields. ``flat`` is consumed: what remains
     becomes the attributes. ``raw`` stands in as the message when no message field exists."""
@@ -467,11 +490,7 @@ def fields_from_flat(flat: dict[str, Scalar], *, raw: str) -> Fields:
         fields["host"] = _text_of(flat, host_key)
     if logger_key is not None:
         fields["logger"] = _text_of(flat, logger_key)
-    if message_key is not None:
-        text = scalar_text(flat.pop(message_key))
-        fields["message"] = text[:-1] if text.endswith("\n") else text
-    else:
-        fields["message"] = raw
+    fields["message"] = _message_text(flat, message_key, raw)
     if flat:
         fields["attributes"] = bounded_attributes((key, scalar_text(value)) for key, value in flat.items())
     return fields

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from core.normalize.containers import cri_fits, docker_fits
 from core.normalize.fields import Fields
@@ -29,40 +29,61 @@ logger = logging.getLogger(__name__)
 LineParser = Callable[[str], Fields | None]
 
 
-def parse_any(line: str) -> Fields | None:
+class HeaderParser(Protocol):
+    """A format's header parser. ``full`` False gives only the message: the same lines accepted, the same
+    message text, none of the other fields converted."""
+
+    def __call__(self, line: str, full: bool = True) -> Fields | None: ...
+
+
+def parse_any(line: str, full: bool = True) -> Fields | None:
     """Try every line shape, cheapest test first; None when the line has no recognisable header."""
     first = line[:1]
     if not first or first in " \t":
         return None
     if first == "{":
-        return parse_json(line)
+        return parse_json(line, full)
     if first.isdigit():
         if len(line) > 10 and line[4] == "/" and line[10] == " ":
-            found = parse_nginx_error(line)
+            found = parse_nginx_error(line, full)
             if found is not None:
                 return found
-        found = parse_iso(line) or parse_access(line) or parse_hdfs(line) or parse_epoch(line)
+        found = (
+            parse_iso(line, full)
+            or parse_access(line, full)
+            or parse_hdfs(line, full)
+            or parse_epoch(line, full)
+        )
         if found is not None:
             return found
     elif first == "<":
-        return parse_rfc5424(line) or parse_rfc3164(line)
+        return parse_rfc5424(line, full) or parse_rfc3164(line, full)
     elif first == "[":
-        found = parse_iso(line) or parse_apache_error(line) or parse_epoch(line)
+        found = parse_iso(line, full) or parse_apache_error(line, full) or parse_epoch(line, full)
         if found is not None:
             return found
     elif first.isalpha():
-        found = parse_glog(line) if first in "IWEF" else None
+        found = parse_glog(line, full) if first in "IWEF" else None
         if found is None:
-            found = parse_rfc3164(line) or parse_python_basic(line) or parse_access(line)
+            found = parse_rfc3164(line, full) or parse_python_basic(line, full) or parse_access(line, full)
         if found is not None:
             return found
     if "=" in line:
-        return parse_logfmt(line)
+        return parse_logfmt(line, full)
     return None
 
 
-def _no_header(line: str) -> Fields | None:
+def _no_header(line: str, full: bool = True) -> Fields | None:
     return None
+
+
+def message_parser(parse: HeaderParser) -> LineParser:
+    """``parse`` reading only the message (see :class:`HeaderParser`)."""
+
+    def message_only(line: str) -> Fields | None:
+        return parse(line, False)  # positional: a call with a keyword (or a partial) costs more
+
+    return message_only
 
 
 def _has_level_and_source(line: str) -> bool:
@@ -110,7 +131,7 @@ def _logfmt_fits(line: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class LogFormat:
     id: str
-    parse: LineParser
+    parse: HeaderParser
     headered: bool
     fits: Callable[[str], bool] | None
     description: str

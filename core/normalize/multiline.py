@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final
+from typing import Final, TypeVar
 
 from core.models import LogRecord, Severity
 from core.normalize.containers import Item
@@ -19,6 +19,10 @@ from core.normalize.fields import Fields, build_record
 logger = logging.getLogger(__name__)
 
 LineParser = Callable[[str], Fields | None]
+# A record's message, its first physical line and its number of physical lines: all that template mining
+# reads of a record (see :func:`assemble_messages`).
+MessageSpan = tuple[str, int, int]
+_T = TypeVar("_T")
 
 _NO_TRACE: Final = 0
 _PYTHON: Final = 1
@@ -98,7 +102,36 @@ def assemble(
     fmt: str,
     defaults: Fields | None,
 ) -> Iterator[LogRecord]:
-    """Turn (line, span, text, wrapper fields) items into records.
+    """Turn (line, span, text, wrapper fields) items into records (see :func:`_join` for the rules)."""
+
+    def emit(fields: Fields, message: str, start: int, span: int) -> LogRecord:
+        return build_record(
+            fields, message, source=source, line=start, lines=span, fmt=fmt, defaults=defaults
+        )
+
+    return _join(items, parse, fallback=fallback, headered=headered, emit=emit)
+
+
+def _message_span(fields: Fields, message: str, start: int, span: int) -> MessageSpan:
+    return (message, start, span)
+
+
+def assemble_messages(
+    items: Iterable[Item], parse: LineParser, *, fallback: LineParser | None, headered: bool
+) -> Iterator[MessageSpan]:
+    """The same joining as :func:`assemble`, giving each record's message and line accounting only."""
+    return _join(items, parse, fallback=fallback, headered=headered, emit=_message_span)
+
+
+def _join(
+    items: Iterable[Item],
+    parse: LineParser,
+    *,
+    fallback: LineParser | None,
+    headered: bool,
+    emit: Callable[[Fields, str, int, int], _T],
+) -> Iterator[_T]:
+    """Join physical lines into records and hand each to ``emit(fields, message, first line, lines)``.
 
     ``parse`` is the format's header parser; a line it rejects is, in order: blank (joins the record
     before), an obvious continuation (indented, ``Caused by:``, a Java exception, ...), a header of
@@ -156,15 +189,7 @@ def assemble(
         if outer is not None:
             fields = _merge(fields, outer)
         if pending is not None:
-            yield build_record(
-                pending,
-                head if parts is None else "\n".join(parts),
-                source=source,
-                line=start,
-                lines=span,
-                fmt=fmt,
-                defaults=defaults,
-            )
+            yield emit(pending, head if parts is None else "\n".join(parts), start, span)
         pending = fields
         head = fields.get("message", "")
         parts = None
@@ -173,12 +198,4 @@ def assemble(
         span = count
         trace = _trace_after(head, _NO_TRACE) if head.startswith(_TRACE_STARTS) else _NO_TRACE
     if pending is not None:
-        yield build_record(
-            pending,
-            head if parts is None else "\n".join(parts),
-            source=source,
-            line=start,
-            lines=span,
-            fmt=fmt,
-            defaults=defaults,
-        )
+        yield emit(pending, head if parts is None else "\n".join(parts), start, span)

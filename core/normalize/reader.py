@@ -13,9 +13,9 @@ from core.normalize.containers import Item, unwrap_cri, unwrap_docker
 from core.normalize.csv_export import csv_records
 from core.normalize.detect import SAMPLE_LINES, detect_format
 from core.normalize.fields import Fields
-from core.normalize.formats import BY_ID, LOG_FORMATS, parse_any
+from core.normalize.formats import BY_ID, LOG_FORMATS, message_parser, parse_any
 from core.normalize.kubernetes import pod_from_path, workload_from_pod
-from core.normalize.multiline import LineParser, assemble
+from core.normalize.multiline import LineParser, MessageSpan, assemble, assemble_messages
 from core.normalize.sources import LogSource, open_lines, source_name
 
 logger = logging.getLogger(__name__)
@@ -75,46 +75,89 @@ class _JsonReporter:
         return found
 
 
+def _detected(lines: Iterator[str], chosen: str) -> tuple[str, Iterator[str]]:
+    sample = list(islice(lines, SAMPLE_LINES))
+    fmt = detect_format(sample) if chosen == "auto" else chosen
+    return fmt, chain(sample, lines)
+
+
+def _unwrapped(fmt: str, stream: Iterator[str]) -> Iterable[Item] | None:
+    """The items of a container runtime's log file, or None when ``fmt`` is not one."""
+    if fmt == "cri":
+        return unwrap_cri(stream)
+    if fmt == "docker_json":
+        return unwrap_docker(stream)
+    return None
+
+
+def _line_parsers(
+    fmt: str, chosen: str, *, source: str, issues: list[ParseIssue] | None, full: bool
+) -> tuple[LineParser, LineParser | None]:
+    """The header parser and fallback for a line-based format (``full`` False: the message-only readings)."""
+    entry = BY_ID[fmt]
+    parse: LineParser = entry.parse if full else message_parser(entry.parse)
+    fallback: LineParser | None = parse_any if full else message_parser(parse_any)
+    if fmt == "plain" and chosen == "plain":
+        # An explicit "plain" takes lines as they are; a detected one still tries each line's shape.
+        fallback = None
+    if fmt == "jsonl" and issues is not None:
+        parse = _JsonReporter(parse, source, issues)
+    return parse, fallback
+
+
 def _records(
     lines: Iterator[str], source: str, chosen: str, issues: list[ParseIssue] | None, defaults: Fields | None
 ) -> Iterator[LogRecord]:
-    sample = list(islice(lines, SAMPLE_LINES))
-    fmt = detect_format(sample) if chosen == "auto" else chosen
-    stream = chain(sample, lines)
+    fmt, stream = _detected(lines, chosen)
     if fmt == "csv":
         yield from csv_records(stream, source=source, issues=issues, defaults=defaults)
         return
-    if fmt == "cri":
-        items: Iterable[Item] = unwrap_cri(stream)
+    items = _unwrapped(fmt, stream)
+    if items is not None:
         yield from assemble(
             items, parse_any, fallback=None, headered=False, source=source, fmt=fmt, defaults=defaults
         )
         return
-    if fmt == "docker_json":
-        yield from assemble(
-            unwrap_docker(stream),
-            parse_any,
-            fallback=None,
-            headered=False,
-            source=source,
-            fmt=fmt,
-            defaults=defaults,
-        )
-        return
-    entry = BY_ID[fmt]
-    parse = entry.parse
-    fallback: LineParser | None = parse_any
-    if fmt == "plain":
-        # An explicit "plain" takes lines as they are; a detected one still tries each line's shape.
-        fallback = None if chosen == "plain" else parse_any
-    if fmt == "jsonl" and issues is not None:
-        parse = _JsonReporter(parse, source, issues)
+    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues, full=True)
     yield from assemble(
         _numbered(stream),
         parse,
         fallback=fallback,
-        headered=entry.headered,
+        headered=BY_ID[fmt].headered,
         source=source,
         fmt=fmt,
         defaults=defaults,
     )
+
+
+def read_messages(
+    source: LogSource,
+    *,
+    name: str | None = None,
+    fmt: str | None = None,
+    issues: list[ParseIssue] | None = None,
+) -> Iterator[MessageSpan]:
+    """What :func:`read_logs` gives, reduced to ``(message, line, lines)`` per record: the same format
+    detection, header parsers, joining of multi-line records and issues, the same message text and line
+    accounting, without converting timestamps, severities or attributes and without building LogRecords.
+    For callers that read nothing else of a record (template mining)."""
+    chosen = check_format(fmt)
+    label = source_name(source, name)
+    return _messages(open_lines(source, label, issues), label, chosen, issues)
+
+
+def _messages(
+    lines: Iterator[str], source: str, chosen: str, issues: list[ParseIssue] | None
+) -> Iterator[MessageSpan]:
+    fmt, stream = _detected(lines, chosen)
+    if fmt == "csv":
+        for record in csv_records(stream, source=source, issues=issues, defaults=None):
+            yield record.message, record.line, record.lines
+        return
+    items = _unwrapped(fmt, stream)
+    if items is not None:
+        # full parsing here: whether a wrapped continuation joins depends on the pod of the record before
+        yield from assemble_messages(items, parse_any, fallback=None, headered=False)
+        return
+    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues, full=False)
+    yield from assemble_messages(_numbered(stream), parse, fallback=fallback, headered=BY_ID[fmt].headered)

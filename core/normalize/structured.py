@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Final
 
-from core.normalize.fields import Fields, Scalar, fields_from_flat, flatten
+from core.normalize.fields import Fields, Scalar, fields_from_flat, flatten, message_from_flat
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +27,22 @@ def load_object(line: str) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def fields_from_object(obj: dict[str, object], raw: str) -> Fields:
+def fields_from_object(obj: dict[str, object], raw: str, full: bool = True) -> Fields:
     flat: dict[str, Scalar] = {}
     try:
         flatten(obj, flat)
     except RecursionError:
         flat = {}
-    return fields_from_flat(flat, raw=raw)
+    return fields_from_flat(flat, raw=raw) if full else message_from_flat(flat, raw=raw)
 
 
-def parse_json(line: str) -> Fields | None:
+def parse_json(line: str, full: bool = True) -> Fields | None:
+    """One JSON object per line. Every parser here takes ``full``: False gives only the message (the
+    same text, the same lines accepted) and skips converting the other fields."""
     obj = load_object(line)
     if obj is None:
         return None
-    return fields_from_object(obj, line)
+    return fields_from_object(obj, line, full)
 
 
 _PAIR: Final = r'([A-Za-z_@][\w.@/-]*)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"=]*)'
@@ -59,7 +61,7 @@ def _unquote(value: str) -> str:
     return text if isinstance(text, str) else value[1:-1]
 
 
-def parse_logfmt(line: str) -> Fields | None:
+def parse_logfmt(line: str, full: bool = True) -> Fields | None:
     """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``.
 
     At least two pairs, separated by whitespace, and nothing else on the line."""
@@ -68,4 +70,4 @@ def parse_logfmt(line: str) -> Fields | None:
     flat: dict[str, Scalar] = {}
     for key, value in _LOGFMT_PAIR.findall(line):
         flat[key] = _unquote(value) if value[:1] == '"' else value
-    return fields_from_flat(flat, raw=line)
+    return fields_from_flat(flat, raw=line) if full else message_from_flat(flat, raw=line)

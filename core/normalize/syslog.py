@@ -60,7 +60,7 @@ def _level_in_message(fields: Fields, message: str) -> None:
         fields["severity_text"] = word
 
 
-def parse_rfc3164(line: str) -> Fields | None:
+def parse_rfc3164(line: str, full: bool = True) -> Fields | None:
     """``<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed for lonvick on /dev/pts/8``."""
     match = _RFC3164.match(line)
     if match is None:
@@ -77,6 +77,8 @@ def parse_rfc3164(line: str) -> Fields | None:
         moment = iso_parts(match["base"], match["frac"], tz=match["tz"])
     if moment is None:
         return None
+    if not full:
+        return {"message": match["message"]}
     severity, severity_text, attributes = _pri(match["pri"])
     if match["pid"]:
         attributes.append(("pid", match["pid"]))
@@ -100,11 +102,13 @@ def _nil(value: str) -> str | None:
     return None if value == "-" else value
 
 
-def parse_rfc5424(line: str) -> Fields | None:
+def parse_rfc5424(line: str, full: bool = True) -> Fields | None:
     """``<165>1 2003-10-11T22:14:15.003Z host app 1234 ID47 [id@32473 k="v"] message``."""
     match = _RFC5424.match(line)
     if match is None:
         return None
+    if not full:
+        return {"message": (match["message"] or "").removeprefix("\ufeff")}
     stamp = _nil(match["ts"])
     moment = parse_time_text(stamp) if stamp is not None else None
     severity, severity_text, attributes = _pri(match["pri"])

@@ -65,22 +65,25 @@ def _severity(text: str) -> Severity:
     return found
 
 
-def after_timestamp(line: str, pos: int, moment: datetime | None) -> Fields:
-    """Fields from what follows a leading timestamp: level, thread, logger and message, as far as present."""
+def after_timestamp(line: str, pos: int, moment: datetime | None, full: bool = True) -> Fields:
+    """Fields from what follows a leading timestamp: level, thread, logger and message, as far as present.
+    With ``full`` False, only the message (see :func:`core.normalize.structured.parse_json`)."""
     head = _LEVEL_PART.match(line, pos)
     if head is None:
-        return _without_level(line, pos, moment)
-    return _with_level(line, head.end(), moment, head.groups())
+        return _without_level(line, pos, moment, full)
+    return _with_level(line, head.end(), moment, head.groups(), full)
 
 
-def _without_level(line: str, pos: int, moment: datetime | None) -> Fields:
+def _without_level(line: str, pos: int, moment: datetime | None, full: bool) -> Fields:
     python = _PY_PART.match(line, pos)
     if python is None:
         if "=" in line:
-            pairs = _logfmt_after(line, pos, moment)
+            pairs = _logfmt_after(line, pos, moment, full)
             if pairs is not None:
                 return pairs
         return {"timestamp": moment, "message": line[pos:]}
+    if not full:
+        return {"message": line[python.end() :]}
     level = python[2]
     return {
         "timestamp": moment,
@@ -91,22 +94,21 @@ def _without_level(line: str, pos: int, moment: datetime | None) -> Fields:
     }
 
 
-def _logfmt_after(line: str, pos: int, moment: datetime | None) -> Fields | None:
+def _logfmt_after(line: str, pos: int, moment: datetime | None, full: bool) -> Fields | None:
     """Fields of logfmt pairs after a leading timestamp (``<time> level=error msg="..." k=v``), or None
     when the rest of the line is not logfmt. The leading timestamp is the record's time; a time field
     among the pairs counts only when the leading one is missing."""
-    fields = parse_logfmt(line[pos:])
-    if fields is None:
-        return None
+    fields = parse_logfmt(line[pos:], full)
+    if fields is None or not full:
+        return fields
     if moment is not None or fields.get("timestamp") is None:
         fields["timestamp"] = moment
     return fields
 
 
-def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str | None, ...]) -> Fields:
-    thread, pid, blevel, level, thread2 = groups
-    if level is None:
-        level = blevel or ""
+def _with_level(
+    line: str, pos: int, moment: datetime | None, groups: tuple[str | None, ...], full: bool
+) -> Fields:
     logger_name = None
     found = _LOGGER_PART.match(line, pos)
     if found is not None:
@@ -114,6 +116,11 @@ def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str 
         if found[2] is None or "." in token:
             logger_name = token
             pos = found.end()
+    if not full:
+        return {"message": line[pos:]}
+    thread, pid, blevel, level, thread2 = groups
+    if level is None:
+        level = blevel or ""
     fields: Fields = {
         "timestamp": moment,
         "severity": _severity(level),
@@ -135,7 +142,7 @@ def _with_level(line: str, pos: int, moment: datetime | None, groups: tuple[str 
     return fields
 
 
-def parse_iso(line: str) -> Fields | None:
+def parse_iso(line: str, full: bool = True) -> Fields | None:
     """A line starting with an ISO 8601 timestamp (with log4j/logback/Python/PostgreSQL layouts after it)."""
     # cheap test first: every ISO line has "-" or "/" after its four-digit year
     if line[4:5] not in _DATE_SEPARATORS and (line[:1] != "[" or line[5:6] not in _DATE_SEPARATORS):
@@ -146,7 +153,7 @@ def parse_iso(line: str) -> Fields | None:
         moment = iso_parts(groups[0], groups[1], tz=groups[2])
         if moment is None:
             return None
-        return _with_level(line, match.end(), moment, groups[3:])
+        return _with_level(line, match.end(), moment, groups[3:], full)
     match = _ISO_HEAD.match(line)
     if match is None:
         return None
@@ -154,10 +161,10 @@ def parse_iso(line: str) -> Fields | None:
     moment = iso_parts(base, frac, tz=tz)
     if moment is None:
         return None
-    return _without_level(line, match.end(), moment)
+    return _without_level(line, match.end(), moment, full)
 
 
-def parse_hdfs(line: str) -> Fields | None:
+def parse_hdfs(line: str, full: bool = True) -> Fields | None:
     """``081109 203615 148 INFO dfs.DataNode$PacketResponder: ...`` (yyMMdd HHmmss)."""
     if line[6:7] != " ":
         return None
@@ -169,10 +176,10 @@ def parse_hdfs(line: str) -> Fields | None:
     moment = iso_parts(base, frac)
     if moment is None:
         return None
-    return after_timestamp(line, match.end(), moment)
+    return after_timestamp(line, match.end(), moment, full)
 
 
-def parse_epoch(line: str) -> Fields | None:
+def parse_epoch(line: str, full: bool = True) -> Fields | None:
     """A line starting with epoch seconds (optionally fractional), millis, micros or nanos."""
     start = 1 if line[:1] == "[" else 0
     if not line[start : start + 9].isdigit():
@@ -183,10 +190,10 @@ def parse_epoch(line: str) -> Fields | None:
     moment = from_epoch_text(match[1])
     if moment is None:
         return None
-    return after_timestamp(line, match.end(), moment)
+    return after_timestamp(line, match.end(), moment, full)
 
 
-def parse_glog(line: str) -> Fields | None:
+def parse_glog(line: str, full: bool = True) -> Fields | None:
     """glog/klog: ``E0301 10:00:00.123456    1 controller.go:114] message``."""
     match = _GLOG_LINE.match(line)
     if match is None:
@@ -194,6 +201,8 @@ def parse_glog(line: str) -> Fields | None:
     moment = month_day(int(match["month"]), int(match["day"]), clock=match["clock"], frac=match["frac"])
     if moment is None:
         return None
+    if not full:
+        return {"message": match["message"]}
     letter = match["level"]
     return {
         "timestamp": moment,
@@ -205,11 +214,13 @@ def parse_glog(line: str) -> Fields | None:
     }
 
 
-def parse_python_basic(line: str) -> Fields | None:
+def parse_python_basic(line: str, full: bool = True) -> Fields | None:
     """Python's default layout without a timestamp: ``WARNING:root:disk almost full``."""
     match = _PY_BASIC.match(line)
     if match is None:
         return None
+    if not full:
+        return {"message": match["message"]}
     level = match["level"]
     return {
         "severity": _severity(level),
@@ -219,9 +230,9 @@ def parse_python_basic(line: str) -> Fields | None:
     }
 
 
-def parse_python(line: str) -> Fields | None:
+def parse_python(line: str, full: bool = True) -> Fields | None:
     """Python logging: a timestamped layout (see parse_iso) or the default ``LEVEL:logger:message``."""
-    fields = parse_iso(line)
+    fields = parse_iso(line, full)
     if fields is not None:
         return fields
-    return parse_python_basic(line)
+    return parse_python_basic(line, full)

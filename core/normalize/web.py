@@ -40,7 +40,7 @@ _APACHE_ERROR: Final = re.compile(
 )
 
 
-def parse_access(line: str) -> Fields | None:
+def parse_access(line: str, full: bool = True) -> Fields | None:
     """Apache/nginx common or combined access log; the status code sets the severity."""
     if " [" not in line or '"' not in line:
         return None
@@ -51,6 +51,8 @@ def parse_access(line: str) -> Fields | None:
     moment = apache_time(time_text)
     if moment is None:
         return None
+    if not full:
+        return {"message": line[match.start(5) - 1 : match.end(7)]}
     attributes: list[tuple[str, str]] = [("client.address", client), ("http.status_code", status)]
     request = _REQUEST.match(request_text)
     if request is not None:
@@ -76,7 +78,7 @@ def parse_access(line: str) -> Fields | None:
     }
 
 
-def parse_nginx_error(line: str) -> Fields | None:
+def parse_nginx_error(line: str, full: bool = True) -> Fields | None:
     """``2024/03/01 10:00:00 [error] 31#31: *1 connect() failed ..., client: 10.0.0.1, server: api``."""
     match = _NGINX_ERROR.match(line)
     if match is None:
@@ -84,14 +86,16 @@ def parse_nginx_error(line: str) -> Fields | None:
     moment = iso_parts(match["base"], None)
     if moment is None:
         return None
-    level = match["level"]
     message = match["message"]
-    attributes: list[tuple[str, str]] = [("pid", match["pid"]), ("thread", match["tid"])]
-    if match["cid"]:
-        attributes.append(("connection", match["cid"]))
     context = message.find(", client: ")
     if context < 0:
         context = message.find(", server: ")
+    if not full:
+        return {"message": message[:context] if context >= 0 else message}
+    level = match["level"]
+    attributes: list[tuple[str, str]] = [("pid", match["pid"]), ("thread", match["tid"])]
+    if match["cid"]:
+        attributes.append(("connection", match["cid"]))
     if context >= 0:
         for item in _NGINX_CONTEXT.finditer(message, context):
             attributes.append((item["key"], item["value"].strip('"')))
@@ -106,7 +110,7 @@ def parse_nginx_error(line: str) -> Fields | None:
     }
 
 
-def parse_apache_error(line: str) -> Fields | None:
+def parse_apache_error(line: str, full: bool = True) -> Fields | None:
     """``[Fri Mar 01 10:00:00.123456 2024] [proxy:error] [pid 42:tid 7] [client 10.0.0.1:5000] AH00940: ...``."""
     match = _APACHE_ERROR.match(line)
     if match is None:
@@ -114,6 +118,8 @@ def parse_apache_error(line: str) -> Fields | None:
     moment = named_date(match)
     if moment is None:
         return None
+    if not full:
+        return {"message": match["message"]}
     level = match["level"]
     attributes: list[tuple[str, str]] = []
     if match["pid"]:

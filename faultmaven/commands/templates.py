@@ -14,10 +14,12 @@ import json
 import logging
 import sys
 from array import array
+from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import TextIO
 
 from core.models import ParseIssue
-from core.normalize import LOG_FORMATS, read_logs
+from core.normalize import LOG_FORMATS, read_messages
 from core.templates import TemplateMiner, first_line, template_id_for
 from faultmaven.settings import Settings
 
@@ -47,46 +49,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Ledger:
-    """Per-record bookkeeping in typed arrays: a few bytes a record, no text."""
+    """Per-record bookkeeping in typed arrays: a few bytes a record, no text. Records are in input order,
+    so the source of each is kept as the number of records each source gave (``per_source``)."""
 
     def __init__(self) -> None:
         self.cluster: array[int] = array("i")
         self.line: array[int] = array("q")
         self.lines: array[int] = array("i")
-        self.source: array[int] = array("H")
+        self.per_source: list[int] = []
 
-    def add(self, *, cluster: int, line: int, lines: int, source: int) -> None:
-        self.cluster.append(cluster)
-        self.line.append(line)
-        self.lines.append(lines)
-        self.source.append(source)
+    def sources(self) -> Iterator[int]:
+        """The source index of every record, in order."""
+        for index, records in enumerate(self.per_source):
+            yield from repeat(index, records)
+
+
+class Mined:
+    """What mining a set of inputs leaves: the miner, and per record either its ledger entry (``--format
+    jsonl``) or, per cluster, the first record's first line as an example (the table)."""
+
+    def __init__(self, *, ledger: bool) -> None:
+        self.miner = TemplateMiner()
+        self.ledger = _Ledger() if ledger else None
+        self.examples: dict[int, str] = {}
+        self.sources: list[str] = []
+        self.records = 0
+
+
+def mine(paths: Sequence[str], *, log_format: str | None, ledger: bool, errors: TextIO) -> Mined:
+    """Read every input with :func:`read_messages` (only messages and line numbers are needed here) and
+    mine its records, in order; problems with the input go to ``errors``."""
+    mined = Mined(ledger=ledger)
+    add = mined.miner.add
+    book = mined.ledger
+    examples = mined.examples
+    for path in paths:
+        issues: list[ParseIssue] = []
+        mined.sources.append("<stdin>" if path == "-" else path)
+        before = mined.records
+        try:
+            if book is not None:
+                put_cluster, put_line, put_lines = book.cluster.append, book.line.append, book.lines.append
+                for message, line, lines in read_messages(path, fmt=log_format, issues=issues):
+                    put_cluster(add(message))
+                    put_line(line)
+                    put_lines(lines)
+            else:
+                for message, _, _ in read_messages(path, fmt=log_format, issues=issues):
+                    cluster = add(message)
+                    mined.records += 1
+                    if cluster not in examples:
+                        examples[cluster] = first_line(message)[:EXAMPLE_CHARS]
+        finally:
+            if book is not None:
+                mined.records = len(book.cluster)
+                book.per_source.append(mined.records - before)
+            _report(issues, errors)
+    return mined
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    miner = TemplateMiner()
-    ledger = _Ledger() if args.format == "jsonl" else None
-    examples: dict[int, str] | None = {} if ledger is None else None
-    sources: list[str] = []
-    records = 0
-    for path in args.files:
-        issues: list[ParseIssue] = []
-        source_index = len(sources)
-        sources.append("<stdin>" if path == "-" else path)
-        try:
-            for record in read_logs(path, fmt=args.log_format, issues=issues):
-                cluster = miner.add(record.message)
-                records += 1
-                if examples is not None and cluster not in examples:
-                    examples[cluster] = first_line(record.message)[:EXAMPLE_CHARS]
-                if ledger is not None:
-                    ledger.add(cluster=cluster, line=record.line, lines=record.lines, source=source_index)
-        finally:
-            _report(issues, sys.stderr)
-    log.debug("mined templates", extra={"records": records, "clusters": len(miner), "files": len(sources)})
-    if ledger is not None:
-        _write_jsonl(miner, ledger, sources if len(args.files) > 1 else None, sys.stdout)
+    mined = mine(args.files, log_format=args.log_format, ledger=args.format == "jsonl", errors=sys.stderr)
+    miner = mined.miner
+    log.debug(
+        "mined templates",
+        extra={"records": mined.records, "clusters": len(miner), "files": len(mined.sources)},
+    )
+    if mined.ledger is not None:
+        _write_jsonl(miner, mined.ledger, mined.sources if len(args.files) > 1 else None, sys.stdout)
     else:
-        _write_table(miner, examples or {}, records, sys.stdout)
+        _write_table(miner, mined.examples, mined.records, sys.stdout)
     return 0
 
 
@@ -102,7 +134,7 @@ def _write_jsonl(miner: TemplateMiner, ledger: _Ledger, sources: list[str] | Non
     source_json = [json.dumps(s, ensure_ascii=False) for s in sources] if sources is not None else None
     chunk: list[str] = []
     for cluster, line, lines, source in zip(
-        ledger.cluster, ledger.line, ledger.lines, ledger.source, strict=True
+        ledger.cluster, ledger.line, ledger.lines, ledger.sources(), strict=True
     ):
         tail = resolved.get(cluster)
         if tail is None:

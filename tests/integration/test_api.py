@@ -249,6 +249,9 @@ async def test_feedback_resolve_incidents_and_forget(server: LiveServer, http: a
         assert resp.status == 200, await resp.text()
         case = await _json(resp)
     assert case["session_id"] == session_id and case["category"] == "memory_exhaustion"
+    async with http.post(f"{server.url}/api/sessions/{session_id}/resolve", json=resolve) as resp:
+        assert resp.status == 409  # resolved once; a second resolve never overwrites the incident
+        assert case["id"] in (await _json(resp))["detail"]
 
     async with http.get(f"{server.url}/api/incidents", params={"q": "heap deploy"}) as resp:
         assert resp.status == 200

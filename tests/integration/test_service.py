@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.answers import Answer, Feedback, LogInput, Question, RequestKind, ResolveRequest
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from core.metrics import read_metrics
 from core.models import Category, MetricSeries
 from faultmaven.service import TroubleshootingService, create_troubleshooter
@@ -501,3 +501,14 @@ async def test_a_verdict_lost_from_the_session_copy_is_still_honoured(
 
     second = await service.ask(Question(user_id="U-maria", query=X509_QUESTION, session_id=first.session_id))
     assert step not in ids(second)
+
+
+async def test_a_session_is_resolved_once(service: TroubleshootingService) -> None:
+    answer = await service.ask(Question(user_id="U-maria", query=X509_QUESTION))
+    request = ResolveRequest(user_id="U-maria", root_cause="expired ingress certificate", fix="renewed it")
+    case = await service.resolve(answer.session_id, request)
+    with pytest.raises(ConflictError) as raised:
+        await service.resolve(answer.session_id, request.model_copy(update={"fix": "something else"}))
+    assert case.id in raised.value.user_message
+    stored = await service.stores.history.get_incident(case.id)
+    assert stored is not None and stored.fix == "renewed it"

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from bot import blocks
 from bot.app import SlackBot
 from bot.files import Attachments
-from core.answers import Answer, Feedback, NextStep, RankedCause, RequestKind, Session, SimilarIncident
+from core.answers import (
+    Answer,
+    Feedback,
+    IncidentCase,
+    NextStep,
+    RankedCause,
+    RequestKind,
+    Session,
+    SimilarIncident,
+)
 from core.models import Category, Evidence, EvidenceLine
 from faultmaven.services import Services
 from tests.slack.fake_slack import FakeSlack
@@ -177,14 +186,23 @@ def test_button_values_decode_or_are_refused(raw: str) -> None:
 
 def test_modal_values_and_metadata() -> None:
     view = blocks.resolve_modal(
-        "slack-abc", channel=CHANNEL, message_ts="1.2", root_cause_hint="pool exhausted"
+        "slack-abc", channel=CHANNEL, message_ts="1.2", thread_ts="1.1", root_cause_hint="pool exhausted"
     )
     assert view["callback_id"] == blocks.RESOLVE_CALLBACK
     assert json.loads(view["private_metadata"]) == {
         "session_id": "slack-abc",
         "channel": CHANNEL,
+        "thread_ts": "1.1",
         "message_ts": "1.2",
     }
+    assert blocks.ResolveMetadata.decode(view["private_metadata"]) == blocks.ResolveMetadata(
+        session_id="slack-abc", channel=CHANNEL, thread_ts="1.1", message_ts="1.2"
+    )
+    # A view from before the thread was carried, and metadata that is not ours.
+    old = blocks.ResolveMetadata.decode('{"session_id": "s", "channel": "C1", "message_ts": null}')
+    assert (old.session_id, old.channel, old.thread_ts, old.message_ts) == ("s", "C1", None, None)
+    assert blocks.ResolveMetadata.decode("not json").session_id == ""
+    assert blocks.ResolveMetadata.decode('{"channel": 5}').session_id == ""
     state = {
         "values": {
             "root_cause": {"value": {"value": "  pool  "}},
@@ -218,3 +236,35 @@ async def test_truncated_answers_get_the_full_report_as_a_file(fake_slack: FakeS
         assert b"Check pool settings 39" in uploads[0].content
     finally:
         await bot.close()
+
+
+def test_mark_resolved_swaps_the_button_in_place_and_keeps_the_rest() -> None:
+    rendered = blocks.render_answer(_answer())
+    marked = blocks.mark_feedback(rendered.blocks, item_id="ns-001", verdict="accept", user_id="U0RESP0001")
+    case = IncidentCase(
+        id="inc-7f3a",
+        title="orders pool",
+        root_cause="pool too small",
+        fix="raise it",
+        resolved_by="U0RESP0001",
+    )
+    resolved = blocks.mark_resolved(marked, case, session_id="slack-abc")
+    assert resolved is not None and len(resolved) == len(marked)
+    changed = [i for i, (a, b) in enumerate(zip(marked, resolved, strict=True)) if a != b]
+    assert len(changed) == 1 and marked[changed[0]]["block_id"] == blocks.RESOLVE_BLOCK_ID
+    line = resolved[changed[0]]
+    assert line == {
+        "type": "context",
+        "block_id": blocks.RESOLVED_BLOCK_ID,
+        "elements": [{"type": "mrkdwn", "text": "✅ Resolved by <@U0RESP0001> — incident `inc-7f3a`"}],
+    }
+    assert "✅ accepted by <@U0RESP0001>" in json.dumps(resolved, ensure_ascii=False)
+    assert not blocks.has_resolve_button(resolved, "slack-abc")
+    # Nothing to do on a message already marked, or on another session's answer.
+    assert blocks.mark_resolved(resolved, case, session_id="slack-abc") is None
+    assert blocks.mark_resolved(marked, case, session_id="slack-other") is None
+    anonymous = case.model_copy(update={"resolved_by": None})
+    assert (
+        blocks.already_resolved_text(anonymous) == "This session is already resolved as incident `inc-7f3a`."
+    )
+    assert blocks.already_resolved_text(case).endswith("`inc-7f3a` by <@U0RESP0001>.")
