@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Final, TypedDict, cast
+from typing import Final, Protocol, TypedDict, cast
 
 from core.models import LogRecord, Severity
 from core.normalize.kubernetes import workload_from_pod
@@ -37,6 +37,14 @@ class Fields(TypedDict, total=False):
     logger: str | None
     message: str
     attributes: dict[str, str]
+
+
+class HeaderParser(Protocol):
+    """A format's header parser: the fields of a line's header, or None when the line has none. With
+    ``full`` False it gives only the message: the same lines accepted, the same message text, none of the
+    other fields converted (no timestamps, severities or attributes)."""
+
+    def __call__(self, line: str, full: bool = True) -> Fields | None: ...
 
 
 _ALL_FIELDS: Final = set(LogRecord.model_fields)

@@ -7,10 +7,10 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from core.normalize.containers import cri_fits, docker_fits
-from core.normalize.fields import Fields
+from core.normalize.fields import Fields, HeaderParser
 from core.normalize.structured import load_object, parse_json, parse_logfmt
 from core.normalize.syslog import parse_rfc3164, parse_rfc5424
 from core.normalize.text_formats import (
@@ -27,13 +27,6 @@ from core.normalize.web import parse_access, parse_apache_error, parse_nginx_err
 logger = logging.getLogger(__name__)
 
 LineParser = Callable[[str], Fields | None]
-
-
-class HeaderParser(Protocol):
-    """A format's header parser. ``full`` False gives only the message: the same lines accepted, the same
-    message text, none of the other fields converted."""
-
-    def __call__(self, line: str, full: bool = True) -> Fields | None: ...
 
 
 def parse_any(line: str, full: bool = True) -> Fields | None:
@@ -75,15 +68,6 @@ def parse_any(line: str, full: bool = True) -> Fields | None:
 
 def _no_header(line: str, full: bool = True) -> Fields | None:
     return None
-
-
-def message_parser(parse: HeaderParser) -> LineParser:
-    """``parse`` reading only the message (see :class:`HeaderParser`)."""
-
-    def message_only(line: str) -> Fields | None:
-        return parse(line, False)  # positional: a call with a keyword (or a partial) costs more
-
-    return message_only
 
 
 def _has_level_and_source(line: str) -> bool:

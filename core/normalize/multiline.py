@@ -14,11 +14,10 @@ from typing import Final, TypeVar
 
 from core.models import LogRecord, Severity
 from core.normalize.containers import Item
-from core.normalize.fields import Fields, build_record
+from core.normalize.fields import Fields, HeaderParser, build_record
 
 logger = logging.getLogger(__name__)
 
-LineParser = Callable[[str], Fields | None]
 # A record's message, its first physical line and its number of physical lines: all that template mining
 # reads of a record (see :func:`assemble_messages`).
 MessageSpan = tuple[str, int, int]
@@ -94,9 +93,9 @@ def _merge(inner: Fields, outer: Fields) -> Fields:
 
 def assemble(
     items: Iterable[Item],
-    parse: LineParser,
+    parse: HeaderParser,
     *,
-    fallback: LineParser | None,
+    fallback: HeaderParser | None,
     headered: bool,
     source: str,
     fmt: str,
@@ -109,7 +108,7 @@ def assemble(
             fields, message, source=source, line=start, lines=span, fmt=fmt, defaults=defaults
         )
 
-    return _join(items, parse, fallback=fallback, headered=headered, emit=emit)
+    return _join(items, parse, fallback=fallback, headered=headered, full=True, emit=emit)
 
 
 def _message_span(fields: Fields, message: str, start: int, span: int) -> MessageSpan:
@@ -117,23 +116,30 @@ def _message_span(fields: Fields, message: str, start: int, span: int) -> Messag
 
 
 def assemble_messages(
-    items: Iterable[Item], parse: LineParser, *, fallback: LineParser | None, headered: bool
+    items: Iterable[Item],
+    parse: HeaderParser,
+    *,
+    fallback: HeaderParser | None,
+    headered: bool,
+    full: bool = False,
 ) -> Iterator[MessageSpan]:
-    """The same joining as :func:`assemble`, giving each record's message and line accounting only."""
-    return _join(items, parse, fallback=fallback, headered=headered, emit=_message_span)
+    """The same joining as :func:`assemble`, giving each record's message and line accounting only. The
+    parsers run in their message-only reading unless ``full``."""
+    return _join(items, parse, fallback=fallback, headered=headered, full=full, emit=_message_span)
 
 
 def _join(
     items: Iterable[Item],
-    parse: LineParser,
+    parse: HeaderParser,
     *,
-    fallback: LineParser | None,
+    fallback: HeaderParser | None,
     headered: bool,
+    full: bool,
     emit: Callable[[Fields, str, int, int], _T],
 ) -> Iterator[_T]:
     """Join physical lines into records and hand each to ``emit(fields, message, first line, lines)``.
 
-    ``parse`` is the format's header parser; a line it rejects is, in order: blank (joins the record
+    ``parse`` is the format's header parser (called with ``full``); a line it rejects is, in order: blank (joins the record
     before), an obvious continuation (indented, ``Caused by:``, a Java exception, ...), a header of
     another shape found by ``fallback``, a continuation because the format is ``headered`` (every
     record starts with a header) or a Go panic / Python traceback is open, and otherwise a record of
@@ -147,7 +153,7 @@ def _join(
     span = 0
     trace = _NO_TRACE
     for number, count, text, outer in items:
-        fields = parse(text)
+        fields = parse(text, full)
         if fields is None:
             if not text or text.isspace():
                 if pending is not None:
@@ -169,7 +175,7 @@ def _join(
                 trace = _trace_after(text, trace)
                 continue
             if fallback is not None:
-                fields = fallback(text)
+                fields = fallback(text, full)
             if fields is None:
                 if pending is not None and (headered or trace != _NO_TRACE) and not starts_go_panic(text):
                     if parts is None:

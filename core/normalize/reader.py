@@ -12,10 +12,10 @@ from core.models import LogRecord, ParseIssue
 from core.normalize.containers import Item, unwrap_cri, unwrap_docker
 from core.normalize.csv_export import csv_records
 from core.normalize.detect import SAMPLE_LINES, detect_format
-from core.normalize.fields import Fields
-from core.normalize.formats import BY_ID, LOG_FORMATS, message_parser, parse_any
+from core.normalize.fields import Fields, HeaderParser
+from core.normalize.formats import BY_ID, LOG_FORMATS, parse_any
 from core.normalize.kubernetes import pod_from_path, workload_from_pod
-from core.normalize.multiline import LineParser, MessageSpan, assemble, assemble_messages
+from core.normalize.multiline import MessageSpan, assemble, assemble_messages
 from core.normalize.sources import LogSource, open_lines, source_name
 
 logger = logging.getLogger(__name__)
@@ -57,16 +57,16 @@ def _numbered(lines: Iterable[str]) -> Iterator[Item]:
 class _JsonReporter:
     """A JSON line parser that reports lines which look like JSON but do not parse (bounded per source)."""
 
-    def __init__(self, parse: LineParser, source: str, issues: list[ParseIssue]) -> None:
+    def __init__(self, parse: HeaderParser, source: str, issues: list[ParseIssue]) -> None:
         self.parse = parse
         self.source = source
         self.issues = issues
         self.line = 0
         self.reported = 0
 
-    def __call__(self, line: str) -> Fields | None:
+    def __call__(self, line: str, full: bool = True) -> Fields | None:
         self.line += 1
-        found = self.parse(line)
+        found = self.parse(line, full)
         if found is None and line.startswith("{") and self.reported < _MAX_JSON_ISSUES:
             self.reported += 1
             self.issues.append(
@@ -91,12 +91,11 @@ def _unwrapped(fmt: str, stream: Iterator[str]) -> Iterable[Item] | None:
 
 
 def _line_parsers(
-    fmt: str, chosen: str, *, source: str, issues: list[ParseIssue] | None, full: bool
-) -> tuple[LineParser, LineParser | None]:
-    """The header parser and fallback for a line-based format (``full`` False: the message-only readings)."""
-    entry = BY_ID[fmt]
-    parse: LineParser = entry.parse if full else message_parser(entry.parse)
-    fallback: LineParser | None = parse_any if full else message_parser(parse_any)
+    fmt: str, chosen: str, *, source: str, issues: list[ParseIssue] | None
+) -> tuple[HeaderParser, HeaderParser | None]:
+    """The header parser and fallback for a line-based format."""
+    parse: HeaderParser = BY_ID[fmt].parse
+    fallback: HeaderParser | None = parse_any
     if fmt == "plain" and chosen == "plain":
         # An explicit "plain" takes lines as they are; a detected one still tries each line's shape.
         fallback = None
@@ -118,7 +117,7 @@ def _records(
             items, parse_any, fallback=None, headered=False, source=source, fmt=fmt, defaults=defaults
         )
         return
-    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues, full=True)
+    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues)
     yield from assemble(
         _numbered(stream),
         parse,
@@ -157,7 +156,7 @@ def _messages(
     items = _unwrapped(fmt, stream)
     if items is not None:
         # full parsing here: whether a wrapped continuation joins depends on the pod of the record before
-        yield from assemble_messages(items, parse_any, fallback=None, headered=False)
+        yield from assemble_messages(items, parse_any, fallback=None, headered=False, full=True)
         return
-    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues, full=False)
+    parse, fallback = _line_parsers(fmt, chosen, source=source, issues=issues)
     yield from assemble_messages(_numbered(stream), parse, fallback=fallback, headered=BY_ID[fmt].headered)

@@ -72,7 +72,9 @@ def parse_rfc3164(line: str, full: bool = True) -> Fields | None:
         # (``<time> level=error msg="failed: ..."``) is no host
         return None
     if match["mon"] is not None:
-        moment = yearless(match["mon"], match["day"], clock=match["clock"], frac=match["bfrac"])
+        # the fraction (digits, 6 used) cannot make a valid time invalid: the message-only reading skips it
+        frac = match["bfrac"] if full else None
+        moment = yearless(match["mon"], match["day"], clock=match["clock"], frac=frac)
     else:
         moment = iso_parts(match["base"], match["frac"], tz=match["tz"])
     if moment is None:

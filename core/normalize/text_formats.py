@@ -71,7 +71,7 @@ def after_timestamp(line: str, pos: int, moment: datetime | None, full: bool = T
     head = _LEVEL_PART.match(line, pos)
     if head is None:
         return _without_level(line, pos, moment, full)
-    return _with_level(line, head.end(), moment, head.groups(), full)
+    return _with_level(line, head.end(), moment, head.groups() if full else (), full)
 
 
 def _without_level(line: str, pos: int, moment: datetime | None, full: bool) -> Fields:
@@ -198,7 +198,9 @@ def parse_glog(line: str, full: bool = True) -> Fields | None:
     match = _GLOG_LINE.match(line)
     if match is None:
         return None
-    moment = month_day(int(match["month"]), int(match["day"]), clock=match["clock"], frac=match["frac"])
+    # The fraction (1-9 digits, 6 used) cannot make a valid time invalid: the message-only reading skips it.
+    frac = match["frac"] if full else None
+    moment = month_day(int(match["month"]), int(match["day"]), clock=match["clock"], frac=frac)
     if moment is None:
         return None
     if not full:
