@@ -9,6 +9,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
+from types import ModuleType
 
 from core.errors import FaultMavenError
 from faultmaven.logconfig import configure_logging
@@ -59,7 +60,7 @@ def _selected_command(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _command_module(name: str):  # type: ignore[no-untyped-def]
+def _command_module(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(f"faultmaven.commands.{name}")
     except ModuleNotFoundError as exc:
@@ -79,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.log_level or (settings.log_level if args.command in LONG_RUNNING else "WARNING")
     configure_logging(level=level, fmt=settings.log_format)
     module = _command_module(args.command)
+    if module is None:  # argparse only offers commands whose module exists
+        raise SystemExit(f"faultmaven: unknown command {args.command!r}")
     try:
         return int(module.run(args, settings))
     except FaultMavenError as exc:
