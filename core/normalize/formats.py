@@ -96,9 +96,9 @@ def _postgres_fits(line: str) -> bool:
     return _POSTGRES.match(line) is not None
 
 
-def _parses(parser: LineParser) -> Callable[[str], bool]:
+def _parses(parser: HeaderParser) -> Callable[[str], bool]:
     def fits(line: str) -> bool:
-        return parser(line) is not None
+        return parser(line, False) is not None  # the message-only reading accepts the same lines
 
     return fits
 

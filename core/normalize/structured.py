@@ -46,9 +46,11 @@ def parse_json(line: str, full: bool = True) -> Fields | None:
 
 
 _PAIR: Final = r'([A-Za-z_@][\w.@/-]*)=("[^"\\]*(?:\\.[^"\\]*)*"|[^\s"=]*)'
-_LOGFMT_PAIR: Final = re.compile(_PAIR)
-# The whole line: at least two pairs, separated by whitespace, and nothing else.
-_LOGFMT_LINE: Final = re.compile(rf"\s*{_PAIR}(?:\s+{_PAIR})+\s*")
+# A pair and the whitespace before it. A logfmt line is at least two pairs, separated by whitespace, and
+# nothing else (``\s*PAIR(?:\s+PAIR)+\s*`` as a whole-line match): one scan finds the pairs and shows
+# whether they cover the line (see _pairs), where a whole-line match and then a search for the pairs
+# would read it twice.
+_GAP_AND_PAIR: Final = re.compile(rf"(\s*){_PAIR}")
 
 
 def _unquote(value: str) -> str:
@@ -61,13 +63,33 @@ def _unquote(value: str) -> str:
     return text if isinstance(text, str) else value[1:-1]
 
 
+def _pairs(line: str) -> list[tuple[str, str, str]] | None:
+    """(whitespace before, key, raw value) of each pair of a logfmt line, or None when it is not one."""
+    found: list[tuple[str, str, str]] = _GAP_AND_PAIR.findall(line)
+    if len(found) < 2:
+        return None
+    covered = 0
+    for gap, key, value in found:
+        if covered and not gap:
+            return None  # two pairs with nothing between them
+        covered += len(gap) + len(key) + 1 + len(value)
+    # The matches cover the line up to `covered` only if no text was skipped between or before them
+    # (every pair ends in a non-space character, so skipped text leaves one after `covered`).
+    if covered != len(line) and not line[covered:].isspace():
+        return None
+    return found
+
+
 def parse_logfmt(line: str, full: bool = True) -> Fields | None:
     """``ts=2024-03-01T10:00:00Z level=error msg="upstream timeout" service=checkout latency_ms=5001``.
 
     At least two pairs, separated by whitespace, and nothing else on the line."""
-    if "=" not in line or _LOGFMT_LINE.fullmatch(line) is None:
+    if "=" not in line:
+        return None
+    pairs = _pairs(line)
+    if pairs is None:
         return None
     flat: dict[str, Scalar] = {}
-    for key, value in _LOGFMT_PAIR.findall(line):
+    for _, key, value in pairs:
         flat[key] = _unquote(value) if value[:1] == '"' else value
     return fields_from_flat(flat, raw=line) if full else message_from_flat(flat, raw=line)

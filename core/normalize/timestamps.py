@@ -72,7 +72,7 @@ def iso_parts(base: str, frac: str | None, *, tz: str | None = None) -> datetime
         if zone in _UTC_NAMES:
             return _fromisoformat(text + _UTC_SUFFIX)
         return _fromisoformat(text + zone).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # overflow: a time at the edge of year 1 or 9999 moved to UTC
         return None
 
 
@@ -242,7 +242,10 @@ def parse_time_text(text: str) -> datetime | None:
         if parsed is not None:
             if parsed.tzinfo is None:
                 return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                return None
         epoch = from_epoch_text(text)
         if epoch is not None:
             return epoch
