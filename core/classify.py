@@ -127,11 +127,13 @@ def rank_causes(
         by_category[match.signature.category].append(match)
     origin = suspects[0].name if suspects else None
     wanted = focus.categories
+    seen: _MatchMemo = {}
     scored: list[tuple[float, Category, SignatureMatch]] = []
     for category, group in by_category.items():
         group.sort(key=lambda m: -m.score)
         score = group[0].score + 0.25 * sum(m.score for m in group[1:3])
-        score *= 0.4 + 0.6 * _origin_share(group[0], table=table, anomalies=anomalies, origin=origin)
+        share = _origin_share(group[0], table=table, anomalies=anomalies, origin=origin, seen=seen)
+        score *= 0.4 + 0.6 * share
         if category in wanted:
             score *= 1.25
         scored.append((score, category, group[0]))
@@ -149,7 +151,7 @@ def rank_causes(
                 title=title,
                 category=category,
                 confidence=round(confidence, 3),
-                evidence=_evidence_for(best, table=table, anomalies=anomalies),
+                evidence=_evidence_for(best, table=table, anomalies=anomalies, seen=seen),
                 suspect=origin,
                 signature_id=best.signature.id,
             )
@@ -159,8 +161,27 @@ def rank_causes(
     return causes
 
 
+# (signature id, cluster) → whether the signature's patterns fire on the cluster's template or examples
+_MatchMemo = dict[tuple[str, int], bool]
+
+
+def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
+    key = (match.signature.id, cid)
+    hit = seen.get(key)
+    if hit is None:
+        stats = table.clusters[cid]
+        texts = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
+        hit = seen[key] = any(match.signature.matches_text(text) for text in texts)
+    return hit
+
+
 def _origin_share(
-    match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly], origin: str | None
+    match: SignatureMatch,
+    *,
+    table: LogTable,
+    anomalies: Sequence[Anomaly],
+    origin: str | None,
+    seen: _MatchMemo,
 ) -> float:
     """How much of the evidence behind a match comes from the origin suspect (0..1; 0.5 when unknown).
 
@@ -172,10 +193,7 @@ def _origin_share(
     total = at_origin = 0.0
     if sid is not None:
         for cid, stats in table.clusters.items():
-            if stats.severity < WARN:
-                continue
-            texts = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
-            if any(match.signature.matches_text(text) for text in texts):
+            if stats.severity >= WARN and _fires_on(match, cid, table=table, seen=seen):
                 total += stats.count
                 at_origin += stats.services.get(sid, 0)
     if total:
@@ -209,12 +227,13 @@ def _deploy_evidence(
     return SignatureMatch(signature=signature, score=score, matched=[change.description])
 
 
-def _evidence_for(match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly]) -> Evidence:
+def _evidence_for(
+    match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly], seen: _MatchMemo
+) -> Evidence:
     template_ids: list[str] = []
     lines: list[EvidenceLine] = []
     for cid, stats in table.clusters.items():
-        texts = [table.miner.template(cid), *(e.text for e in stats.examples[:2])]
-        if any(match.signature.matches_text(text) for text in texts):
+        if _fires_on(match, cid, table=table, seen=seen):
             template_ids.append(table.miner.template_id(cid))
             lines.extend(stats.examples[:1])
         if len(template_ids) >= 5:
