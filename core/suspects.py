@@ -157,7 +157,7 @@ def rank_suspects(
     for anomaly in anomalies:
         owner_name: str | None = anomaly.service
         if anomaly.source == "metrics":
-            owner_name = _series_service(anomaly.subject, series, services)
+            owner_name = _series_service(anomaly.subject, series, patterns)
             if owner_name is not None:
                 facts[owner_name].resources += anomaly.score
                 facts[owner_name].resource_series.append(anomaly.subject)
@@ -374,8 +374,12 @@ def _peer_service(peer: str, services: Sequence[str]) -> str | None:
     return None
 
 
-def _series_service(subject: str, series: Sequence[MetricSeries], services: Sequence[str]) -> str | None:
-    """The service a metric series belongs to: from its labels, its name, or its file name."""
+def _series_service(
+    subject: str, series: Sequence[MetricSeries], patterns: Mapping[str, re.Pattern[str]]
+) -> str | None:
+    """The service a metric series belongs to: from its labels, its name, or its file name.
+    ``patterns`` maps each known service to its :func:`_service_pattern`."""
+    services = list(patterns)
     match = next((s for s in series if s.key == subject), None)
     candidates: list[str] = []
     if match is not None:
@@ -388,7 +392,7 @@ def _series_service(subject: str, series: Sequence[MetricSeries], services: Sequ
     lowered = [c.lower() for c in candidates]
     best: str | None = None
     for service in sorted(services, key=len, reverse=True):  # longest first: "payments-db" before "payments"
-        pattern = _service_pattern(service)
+        pattern = patterns[service]
         if any(c == service.lower() or pattern.search(c) for c in lowered):
             best = service
             break
