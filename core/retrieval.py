@@ -210,6 +210,37 @@ def _bucket(feature: str, dimension: int) -> tuple[int, float]:
     return (value >> 1) % dimension, (1.0 if value & 1 else -1.0)
 
 
+@lru_cache(maxsize=65536)
+def _token_parts(token: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A token's identifier features (``i:`` and its ``c:`` n-grams, in order) and its words, hex-ish ones
+    dropped. A pure function of the token, memoised: the same tokens recur in every log and question."""
+    features: list[str] = []
+    if _is_identifier(token):
+        lowered = token.lower()
+        features.append("i:" + lowered)
+        for n in (3, 4, 5):
+            features.extend("c:" + lowered[i : i + n] for i in range(len(lowered) - n + 1))
+    words = tuple(
+        word for word in _words_of(token) if not (_HEXISH_RE.match(word) and word not in _CONCEPTS_OF)
+    )
+    return tuple(features), words
+
+
+@lru_cache(maxsize=65536)
+def _word_features(word: str) -> tuple[str, tuple[str, ...]]:
+    """A (non-stop) word's stem and the ``w:``/``k:`` features it contributes, in order."""
+    stemmed = stem(word)
+    concepts = _CONCEPTS_OF.get(word, ()) or _CONCEPTS_OF.get(stemmed, ())
+    return stemmed, ("w:" + stemmed, *("k:" + concept for concept in concepts))
+
+
+@lru_cache(maxsize=65536)
+def _signed_bucket(feature: str, dimension: int) -> tuple[int, float]:
+    """The feature's bucket and its weight, signed by the hash."""
+    index, sign = _bucket(feature, dimension)
+    return index, sign * _weight(feature)
+
+
 def text_features(text: str) -> Counter[str]:
     """The features of a text with their counts (exposed so tests and tools can see why two texts are close).
 
@@ -219,26 +250,18 @@ def text_features(text: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     words: list[str] = []
     for token in _TOKEN_RE.findall(text):
-        if _is_identifier(token):
-            lowered = token.lower()
-            counts["i:" + lowered] += 1
-            for n in (3, 4, 5):
-                for i in range(len(lowered) - n + 1):
-                    counts["c:" + lowered[i : i + n]] += 1
-        for word in _words_of(token):
-            if _HEXISH_RE.match(word) and word not in _CONCEPTS_OF:
-                continue
-            words.append(word)
+        features, token_words = _token_parts(token)
+        if features:
+            counts.update(features)
+        words.extend(token_words)
     kept: list[str] = []
     for word in words:
         if word in _STOP_WORDS:
             kept.append("")  # a stop word breaks a bigram
             continue
-        stemmed = stem(word)
+        stemmed, features = _word_features(word)
         kept.append(stemmed)
-        counts["w:" + stemmed] += 1
-        for concept in _CONCEPTS_OF.get(word, ()) or _CONCEPTS_OF.get(stemmed, ()):
-            counts["k:" + concept] += 1
+        counts.update(features)
     for first, second in itertools.pairwise(kept):
         if first and second:
             counts[f"b:{first} {second}"] += 1
@@ -268,9 +291,19 @@ class HashedEmbedder:
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            for feature, tf in text_features(text).items():
-                index, sign = _bucket(feature, self.dimension)
-                out[row, index] += sign * _weight(feature) * (1.0 + math.log(tf))
+            features = text_features(text)
+            if not features:
+                continue
+            indexes: list[int] = []
+            values: list[float] = []
+            dimension = self.dimension
+            for feature, tf in features.items():
+                index, signed_weight = _signed_bucket(feature, dimension)
+                indexes.append(index)
+                values.append(signed_weight if tf == 1 else signed_weight * (1.0 + math.log(tf)))
+            # one vectorised scatter-add (features that share a bucket add up) instead of a numpy item
+            # update per feature
+            out[row] = np.bincount(indexes, weights=values, minlength=self.dimension)
         return normalize_rows(out)
 
 

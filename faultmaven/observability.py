@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.resources import Resource
@@ -34,7 +35,11 @@ _LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 class Metrics:
     """Every Prometheus instrument FaultMaven exposes, registered on a private registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
+        """``multiprocess_dir``: the directory every server worker process writes its values to (the
+        parent set ``PROMETHEUS_MULTIPROC_DIR`` to it before prometheus_client was imported); the exposition
+        then sums all workers, so a scrape sees the whole server whichever worker answers it."""
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.http_request_seconds = Histogram(
@@ -108,6 +113,12 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
+        if self.multiprocess_dir is not None:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+            return generate_latest(combined)
         return generate_latest(self.registry)
 
 

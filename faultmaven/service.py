@@ -670,4 +670,8 @@ def _index(settings: Settings, *, dimension: int) -> VectorIndex:
         from faultmaven.vector_pinecone import PineconeIndex
 
         return PineconeIndex.from_settings(settings)
+    if settings.workers > 1:
+        # Several server processes would overwrite each other's files: each keeps the index in memory,
+        # rebuilt from the shared history at start-up and kept current by sync_index.
+        return ExactIndex(dimension=dimension)
     return ExactIndex(dimension=dimension, directory=settings.data_dir / "vectors" / f"{dimension}")

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     analysis_processes: int = Field(
         default=0, ge=0, description="Worker processes for log analysis (0: in the server process)."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the listening port (SO_REUSEPORT); each runs the whole app.",
+    )
 
     # --- auth ----------------------------------------------------------------------------------------------
     auth_jwt_secret: SecretStr | None = None

@@ -6,15 +6,24 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
+import shutil
 import ssl
-
-from aiohttp import web
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import InputError
-from faultmaven.services import Services
 from faultmaven.settings import Settings
-from handlers.app import check_bind_allowed, create_app, server_ssl_context
-from handlers.keys import SERVICES_KEY
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+# The server's modules (aiohttp, prometheus_client, the stores) are imported when it starts, not when the
+# command line is parsed: with several workers, prometheus_client must first learn where the workers share
+# their metric values, and it reads that once, at import.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +43,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Run the log and metric analysis in N worker processes (uses N cores; each holds a copy of the "
         "knowledge base). 0 analyzes in this process (default from config: FAULTMAVEN_ANALYSIS_PROCESSES).",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Serve from N processes sharing the port (SO_REUSEPORT), to use N cores; a supervisor restarts "
+        "one that dies (default from config: FAULTMAVEN_WORKERS, 1).",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    host, port = listen_address(args, settings)
-    ssl_context = server_ssl_context(settings)
-    from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
-
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    if settings.workers < 1:
+        raise InputError(f"--workers must be 1 or more, not {settings.workers}.")
     processes = settings.analysis_processes if args.analysis_processes is None else args.analysis_processes
     if processes < 0:
         raise InputError(f"--analysis-processes must be 0 or more, not {processes}.")
-    app = create_app(settings, Services(settings), extensions=[slack_routes])
-    if processes:
-        app.on_startup.append(functools.partial(_start_analysis_processes, count=processes))
+    if settings.workers > 1:
+        return _run_workers(args, settings, processes=processes)
+    host, port = listen_address(args, settings)
+    ssl_context = _ssl_context(settings)
+    app = _build_app(settings, processes=processes, metrics_dir=None)
     log.info("serving", extra={"url": server_url(host, port, ssl_context=ssl_context)})
     run_server(app, host=host, port=port, ssl_context=ssl_context)
     return 0
 
 
+def _run_workers(args: argparse.Namespace, settings: Settings, *, processes: int) -> int:
+    metrics_dir = Path(tempfile.mkdtemp(prefix="faultmaven-metrics-"))
+    # before anything imports prometheus_client: it reads this once, here and in every forked worker
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        from faultmaven.supervisor import check_port_free, supervise
+
+        host, port = listen_address(args, settings)
+        check_port_free(host, port)
+        ssl_context = _ssl_context(settings)  # a bad certificate fails here, once, not in every worker
+
+        def worker(index: int, ready: Callable[[], None]) -> int:
+            app = _build_app(settings, processes=processes, metrics_dir=metrics_dir)
+            app.on_startup.append(functools.partial(_report_ready, ready=ready))
+            log.info(
+                "serving", extra={"url": server_url(host, port, ssl_context=ssl_context), "worker": index}
+            )
+            run_server(app, host=host, port=port, ssl_context=ssl_context, reuse_port=True)
+            return 0
+
+        return supervise(settings.workers, worker, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    from handlers.app import server_ssl_context
+
+    return server_ssl_context(settings)
+
+
+def _build_app(settings: Settings, *, processes: int, metrics_dir: Path | None) -> web.Application:
+    from bot.http import slack_routes  # mounts /slack/events only when Slack is configured
+    from faultmaven.observability import Metrics
+    from faultmaven.services import Services
+    from handlers.app import create_app
+
+    services = Services(settings, metrics=Metrics(multiprocess_dir=metrics_dir))
+    app = create_app(settings, services, extensions=[slack_routes])
+    if processes:
+        app.on_startup.append(functools.partial(_start_analysis_processes, count=processes))
+    return app
+
+
 def listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
     """``--host`` and ``--port``, else the configured ones; refused when listening there is not allowed."""
+    from handlers.app import check_bind_allowed
+
     host = args.host if args.host is not None else settings.host
     port = args.port if args.port is not None else settings.port
     check_bind_allowed(settings, host)
@@ -65,9 +130,18 @@ def server_url(host: str, port: int, *, ssl_context: ssl.SSLContext | None) -> s
     return f"{'https' if ssl_context else 'http'}://{host}:{port}"
 
 
-def run_server(app: web.Application, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+def run_server(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    reuse_port: bool = False,
+) -> None:
     """Serve until SIGINT/SIGTERM: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish, then the
     app's cleanup context closes the stores."""
+    from aiohttp import web
+
     web.run_app(
         app,
         host=host,
@@ -77,13 +151,21 @@ def run_server(app: web.Application, *, host: str, port: int, ssl_context: ssl.S
         access_log=None,
         print=None,
         handle_signals=True,
+        reuse_port=reuse_port or None,
     )
 
 
 async def _start_analysis_processes(app: web.Application, *, count: int) -> None:
     """After the services started (the app's cleanup context runs first): move analysis to processes."""
     from faultmaven.service import TroubleshootingService
+    from handlers.keys import SERVICES_KEY
 
     troubleshooter = app[SERVICES_KEY].troubleshooter
     if isinstance(troubleshooter, TroubleshootingService):
         await troubleshooter.start_analysis_processes(count)
+
+
+async def _report_ready(app: web.Application, *, ready: Callable[[], None]) -> None:
+    """The last start-up step of a worker: its services are open; tell the supervisor."""
+    del app
+    ready()

@@ -1,0 +1,271 @@
+"""`faultmaven serve --workers N`: several real server processes on one port behind the supervisor, and the
+supervisor's own rules (restart a worker that dies, give up on one that cannot start, stop on SIGTERM),
+each exercised in real child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.integration.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "workers-test-secret-0123456789abcdef0123456789"
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "server did not become ready"
+        time.sleep(0.2)
+
+
+def _post_query(port: int, token: str, query: str) -> dict[str, object]:
+    body = json.dumps({"query": query, "logs": ["2024-05-14T14:06:01Z ERROR api connection refused"]})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/query",
+        data=body.encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        assert resp.status == 200
+        answer: dict[str, object] = json.loads(resp.read())
+        return answer
+
+
+def _metric_total(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        label_text = line[len(name) + 1 : line.index("}")]
+        if all(f'{key}="{value}"' in label_text for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
+        "FAULTMAVEN_AUTH_JWT_SECRET": SECRET,
+        "FAULTMAVEN_LOG_LEVEL": "INFO",
+        "TMPDIR": str(tmp_path / "tmp"),  # where the workers' shared metric files go
+    }
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    log_lines: list[str] = []
+    reader = threading.Thread(target=lambda: log_lines.extend(iter(proc.stderr.readline, b"")), daemon=True)
+    reader.start()
+
+    def logged(message: str) -> int:
+        return sum(f'"msg": "{message}"' in line.decode() for line in list(log_lines))
+
+    try:
+        _wait_ready(proc, port)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        assert len(list((tmp_path / "tmp").glob("faultmaven-metrics-*"))) == 1
+        now = int(time.time())
+        token = jwt.encode(
+            {"sub": "alice", "iat": now, "exp": now + 600, "faultmaven_role": "responder"},
+            SECRET,
+            algorithm="HS256",
+        )
+        # fresh connections each time: SO_REUSEPORT spreads them over both workers
+        answers = [_post_query(port, token, f"api refuses connections, attempt {i}") for i in range(24)]
+        # a session made by one worker is readable through any worker: they share the SQLite stores
+        session_id = str(answers[0]["session_id"])
+        for _ in range(6):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/sessions/{session_id}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert json.loads(resp.read())["id"] == session_id
+        # whichever worker answers the scrape, the counts are the whole server's
+        for _ in range(4):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            assert (
+                _metric_total(text, "faultmaven_http_request_duration_seconds_count", route="/api/query")
+                == 24
+            )
+        # a worker that dies after starting is replaced; the server keeps answering meanwhile
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while workers[0] in _children(proc.pid):  # connections it held die with it; new ones must not
+            assert time.monotonic() < deadline, "the killed worker was not reaped"
+            time.sleep(0.05)
+        while True:
+            current = _children(proc.pid)
+            if len(current) == 2 and workers[0] not in current:
+                break
+            assert time.monotonic() < deadline, f"no replacement worker: {current}"
+            _post_query(port, token, "still there?")
+            time.sleep(0.2)
+        while logged("services started") < 3:  # the replacement opened its stores too
+            assert time.monotonic() < deadline, "the replacement worker did not start"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        reader.join(timeout=10)
+        assert logged("a server worker died; starting a replacement") == 1
+        assert logged("services closed") == 2  # both live workers shut down cleanly
+        assert not any((tmp_path / "tmp").iterdir())  # the metric files went with the server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_workers_refuse_a_port_already_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+            check=False,
+            env={**os.environ, "FAULTMAVEN_DATA_DIR": str(tmp_path)},
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert (
+        f"Cannot listen on 127.0.0.1:{port}: something is already listening there." in result.stderr.decode()
+    )
+
+
+def _run_supervised(
+    tmp_path: Path, body: str, *, stop_after: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``supervise`` in a fresh interpreter with ``worker(index)`` defined by ``body``."""
+    script = tmp_path / "supervised.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import logging, os, signal, sys, time
+            from pathlib import Path
+            from faultmaven.supervisor import supervise
+            logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+            state = Path(sys.argv[1])
+            """
+        )
+        + textwrap.dedent(body)
+        + textwrap.dedent(
+            """
+            sys.exit(supervise(2, worker, shutdown_timeout=2.0))
+            """
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if stop_after is not None:
+        time.sleep(stop_after)
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> None:
+    result = _run_supervised(
+        tmp_path,
+        """
+        def worker(index, ready):
+            if index == 1:
+                return 3          # e.g. its database was unreachable: it never got ready
+            ready()
+            time.sleep(30)        # the healthy one is stopped by the supervisor
+            return 0
+        """,
+    )
+    assert result.returncode == 1
+    assert "a server worker exited while starting; stopping the others" in result.stderr
+
+
+def test_supervisor_restarts_a_worker_that_dies_later_and_stops_on_sigterm(tmp_path: Path) -> None:
+    result = _run_supervised(
+        tmp_path,
+        """
+        def worker(index, ready):
+            marker = state / f"started-{index}-{os.getpid()}"
+            marker.touch()
+            ready()
+            if index == 0 and len(list(state.glob("started-0-*"))) == 1:
+                time.sleep(0.5)   # serves a while, then crashes
+                return 1
+            time.sleep(30)
+            return 0
+        """,
+        stop_after=4.0,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(tmp_path.glob("started-0-*"))) == 2  # the crashed worker was replaced once
+    assert len(list(tmp_path.glob("started-1-*"))) == 1
+    assert "a server worker died; starting a replacement" in result.stderr
+
+
+def test_supervisor_kills_workers_that_ignore_sigterm(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = _run_supervised(
+        tmp_path,
+        """
+        def worker(index, ready):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            ready()
+            time.sleep(60)
+            return 0
+        """,
+        stop_after=1.5,
+    )
+    assert result.returncode == 0
+    assert "did not stop in time; killing them" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("count", [0, -2])
+def test_supervisor_refuses_no_workers(count: int) -> None:
+    from core.errors import InputError
+    from faultmaven.supervisor import supervise
+
+    with pytest.raises(InputError, match="--workers must be 1 or more"):
+        supervise(count, lambda index, ready: 0, shutdown_timeout=1.0)
