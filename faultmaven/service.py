@@ -19,6 +19,7 @@ import multiprocessing
 import signal
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 MIN_SIMILARITY = 0.2
 SYNC_SECONDS = 60.0
 REINDEX_LIMIT = 1000
+INCIDENT_CACHE_SIZE = 512
 # Inputs at most this big are analyzed on the event loop (a few milliseconds); bigger ones in a thread.
 INLINE_MAX_LINES = 200
 INLINE_MAX_CHARS = 64 * 1024
@@ -96,6 +98,12 @@ class TroubleshootingService:
         self._user_template = (prompts / "answer.md").read_text(encoding="utf-8")
         self._pool: ProcessPoolExecutor | None = None
         self._pool_size = 0
+        # Resolved incidents never change: the ones retrieval keeps finding are kept here instead of being
+        # read and decrypted from the history store on every question.
+        self._incidents: OrderedDict[str, IncidentCase] = OrderedDict()
+        # The hashed embedder is local arithmetic costing less than a hop to a worker thread; a remote
+        # embedder blocks on the network and must stay off the event loop.
+        self._embed_inline = isinstance(embedder, HashedEmbedder)
 
     # --- the Troubleshooter port ---------------------------------------------------------------------------
 
@@ -326,7 +334,10 @@ class TroubleshootingService:
         clean = self.redactor.clean(text)
         if time.monotonic() - self._synced_at > self.index_sync_seconds:
             await self.sync_index()
-        vector = (await asyncio.to_thread(self.embedder.embed, [clean]))[0]
+        if self._embed_inline:
+            vector = self.embedder.embed([clean])[0]
+        else:
+            vector = (await asyncio.to_thread(self.embedder.embed, [clean]))[0]
         hits = await self.index.query(vector, namespace=self.settings.team, top_k=limit * 2)
         similar: list[SimilarIncident] = []
         cases: list[IncidentCase] = []
@@ -340,7 +351,7 @@ class TroubleshootingService:
                 continue
             if hit.kind != "incident":
                 continue
-            case = await self.stores.history.get_incident(hit.id)
+            case = await self._incident(hit.id)
             if case is None:
                 continue
             cases.append(case)
@@ -371,6 +382,18 @@ class TroubleshootingService:
             fix="; ".join(step.title for step in sig.next_steps[:3]),
             kind="runbook",
         )
+
+    async def _incident(self, incident_id: str) -> IncidentCase | None:
+        case = self._incidents.get(incident_id)
+        if case is not None:
+            self._incidents.move_to_end(incident_id)
+            return case
+        case = await self.stores.history.get_incident(incident_id)
+        if case is not None:
+            self._incidents[incident_id] = case
+            if len(self._incidents) > INCIDENT_CACHE_SIZE:
+                self._incidents.popitem(last=False)
+        return case
 
     async def _index_cases(self, cases: Sequence[IncidentCase]) -> None:
         if not cases:

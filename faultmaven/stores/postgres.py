@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from faultmaven.stores.base import (
     search_terms,
     to_utc,
 )
+from faultmaven.stores.group_commit import GroupCommit
 from faultmaven.stores.migrations import load_migrations
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class PostgresHistoryStore:
     ) -> None:
         self._pool = pool
         self._keyring = keyring
+        # audit rows of concurrent requests share one round trip and transaction
+        self._audit_batches: GroupCommit[AuditEvent] = GroupCommit(self._write_audit)
         self._timeout = command_timeout_seconds
 
     @classmethod
@@ -189,16 +192,25 @@ class PostgresHistoryStore:
         return [IncidentCase.model_validate_json(row["body"]) for row in rows]
 
     async def audit(self, event: AuditEvent) -> None:
-        await self._with_conn(
-            lambda conn: conn.execute(
-                "INSERT INTO audit_events (id, at, actor, action, session_id, detail) "
-                "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
+        await self._audit_batches.submit(event)
+
+    async def _write_audit(self, events: Sequence[AuditEvent]) -> None:
+        rows = [
+            (
                 event.id,
                 to_utc(event.at),
                 event.actor,
                 event.action,
                 event.session_id,
                 json.dumps(event.detail, ensure_ascii=False),
+            )
+            for event in events
+        ]
+        await self._with_conn(
+            lambda conn: conn.executemany(
+                "INSERT INTO audit_events (id, at, actor, action, session_id, detail) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
+                rows,
             ),
             op="audit",
         )

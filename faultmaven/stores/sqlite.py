@@ -15,7 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from faultmaven.stores.base import (
     stored_session,
     to_utc,
 )
+from faultmaven.stores.group_commit import GroupCommit
 from faultmaven.stores.migrations import apply_sqlite_migrations
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,8 @@ class SqliteHistoryStore:
     def __init__(self, db: _Database, *, keyring: KeyRing) -> None:
         self._db = db
         self._keyring = keyring
+        # audit rows of concurrent requests share a transaction (and its fsync)
+        self._audit_batches: GroupCommit[AuditEvent] = GroupCommit(self._write_audit)
 
     @classmethod
     async def open(
@@ -368,21 +371,27 @@ class SqliteHistoryStore:
         return [IncidentCase.model_validate_json(row[0]) for row in rows]
 
     async def audit(self, event: AuditEvent) -> None:
-        params = (
-            event.id,
-            _iso(event.at),
-            event.actor,
-            event.action,
-            event.session_id,
-            json.dumps(event.detail, ensure_ascii=False),
-        )
+        await self._audit_batches.submit(event)
+
+    async def _write_audit(self, events: Sequence[AuditEvent]) -> None:
+        rows = [
+            (
+                event.id,
+                _iso(event.at),
+                event.actor,
+                event.action,
+                event.session_id,
+                json.dumps(event.detail, ensure_ascii=False),
+            )
+            for event in events
+        ]
 
         def call(conn: sqlite3.Connection) -> None:
             with _write(conn):
-                conn.execute(
+                conn.executemany(
                     "INSERT OR IGNORE INTO audit_events (id, at, actor, action, session_id, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    params,
+                    rows,
                 )
 
         await self._db.run(call, op="audit")
