@@ -234,7 +234,9 @@ def _word_features(word: str) -> tuple[str, tuple[str, ...]]:
     return stemmed, ("w:" + stemmed, *("k:" + concept for concept in concepts))
 
 
-@lru_cache(maxsize=65536)
+_BUCKET_CACHE_SIZE = 200_000
+
+
 def _signed_bucket(feature: str, dimension: int) -> tuple[int, float]:
     """The feature's bucket and its weight, signed by the hash."""
     index, sign = _bucket(feature, dimension)
@@ -287,6 +289,8 @@ class HashedEmbedder:
             raise InputError(f"HashedEmbedder dimension must be at least 16, got {dimension}")
         self.dimension = dimension
         self.name = f"hashed-v1-{dimension}"
+        # feature → (bucket, signed weight): a plain dict lookup is cheaper than hashing again
+        self._buckets: dict[str, tuple[int, float]] = {}
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -296,9 +300,14 @@ class HashedEmbedder:
                 continue
             indexes: list[int] = []
             values: list[float] = []
-            dimension = self.dimension
+            buckets = self._buckets
+            if len(buckets) > _BUCKET_CACHE_SIZE:
+                buckets.clear()
             for feature, tf in features.items():
-                index, signed_weight = _signed_bucket(feature, dimension)
+                cached = buckets.get(feature)
+                if cached is None:
+                    cached = buckets[feature] = _signed_bucket(feature, self.dimension)
+                index, signed_weight = cached
                 indexes.append(index)
                 values.append(signed_weight if tf == 1 else signed_weight * (1.0 + math.log(tf)))
             # one vectorised scatter-add (features that share a bucket add up) instead of a numpy item

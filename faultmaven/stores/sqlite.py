@@ -177,6 +177,8 @@ class SqliteSessionStore:
         self._db = db
         self._ttl_seconds = ttl_seconds
         self._writes = 0
+        # saves of concurrent requests share one transaction and one hop to the database thread
+        self._session_batches: GroupCommit[tuple[str, str, float]] = GroupCommit(self._write_sessions)
 
     @classmethod
     async def open(
@@ -201,16 +203,20 @@ class SqliteSessionStore:
         return stored_session(row[0], session_id=session_id, logger=log)
 
     async def save_session(self, session: Session) -> None:
-        body = session.model_dump_json()
-        expires_at = time.time() + self._ttl_seconds
-        purge = self._count_write()
+        await self._session_batches.submit(
+            (session.id, session.model_dump_json(), time.time() + self._ttl_seconds)
+        )
+
+    async def _write_sessions(self, rows: Sequence[tuple[str, str, float]]) -> None:
+        """Concurrent saves share one transaction; a session saved twice in a batch keeps the later body."""
+        purge = any([self._count_write() for _ in rows])
 
         def call(conn: sqlite3.Connection) -> None:
             with _write(conn):
-                conn.execute(
+                conn.executemany(
                     "INSERT INTO sessions (id, body, expires_at) VALUES (?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
-                    (session.id, body, expires_at),
+                    rows,
                 )
                 if purge:
                     _purge_expired(conn, time.time())
