@@ -23,6 +23,8 @@ MAX_EXAMPLES = 3
 MAX_EXAMPLE_CHARS = 500
 MAX_EXCEPTION_GROUPS = 2000
 NO_SERVICE = "(unknown)"
+_WARN = int(Severity.WARN)
+_ERROR = int(Severity.ERROR)
 MAX_VERSIONS = 1000
 MAX_ATTRIBUTE_CHARS = 300
 # Structured fields that carry the running build; a new value at the incident start points to a deploy.
@@ -129,13 +131,23 @@ class LogTable:
         """Add one record; ``service`` names its service when the record itself does not."""
         position = len(self.cluster)
         cluster = self.miner.add(record.message)
-        has_ts = record.timestamp is not None
-        ts = record.timestamp.timestamp() if record.timestamp is not None else math.nan
-        if has_ts:
+        timestamp = record.timestamp
+        has_ts = timestamp is not None
+        if timestamp is not None:
+            ts = timestamp.timestamp()
             self.with_timestamp += 1
+        else:
+            ts = math.nan
         severity = int(record.severity)
-        sid = self.service_id(record.service or service)
-        self.component.append(self.component_id(record.logger))
+        name = record.service or service
+        sid = self._service_index.get(name or NO_SERVICE)
+        if sid is None:
+            sid = self.service_id(name)
+        logger_name = record.logger
+        component = self._component_index.get(logger_name or NO_SERVICE)
+        if component is None:
+            component = self.component_id(logger_name)
+        self.component.append(component)
         self.ts.append(ts)
         self.cluster.append(cluster)
         self.severity.append(severity)
@@ -148,7 +160,7 @@ class LogTable:
                 hosts = self.hosts[sid] = Counter()
             if len(hosts) < 500 or where in hosts:
                 hosts[where] += 1
-            if severity >= Severity.ERROR:
+            if severity >= _ERROR:
                 errs = self.error_hosts.get(sid)
                 if errs is None:
                     errs = self.error_hosts[sid] = Counter()
@@ -164,15 +176,14 @@ class LogTable:
         if has_ts:
             stats.first_ts = min(stats.first_ts, ts)
             stats.last_ts = max(stats.last_ts, ts)
-        if len(stats.examples) < MAX_EXAMPLES and (
-            not stats.examples or severity >= Severity.WARN or record.lines > 1
-        ):
+        notable = severity >= _WARN or record.lines > 1
+        if len(stats.examples) < MAX_EXAMPLES and (notable or not stats.examples):
             stats.examples.append(_evidence(record))
 
         if record.attributes:
             self._note_version(record, sid=sid, ts=ts, position=position)
 
-        if severity >= Severity.WARN or record.lines > 1:
+        if notable:
             info = exception_of(record.message)
             if info is not None:
                 self._add_exception(

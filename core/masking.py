@@ -18,11 +18,13 @@ The parameters of a token are the texts its placeholders replaced, in order, so 
 message back together. A token that already contains a placeholder is kept as it is, its placeholders
 being their own parameters; this makes masking idempotent.
 
-Classification results are cached per token (a bounded cache); tokens without letters are cached by the
-places of their digits (every digit read as "0"), since without a letter masking never looks at which
-digit stands where, so a new number, address or time of a known shape costs one dict lookup. On a cache miss, :func:`fast_mask` tries
-the common shapes with one combined expression before the step-by-step classification; the two agree
-wherever the fast one answers (a property test holds them together). This is the hot path of mining.
+Classification results are cached per token (a bounded cache); tokens with digits are cached by the
+places of their digits (every digit read as "0") unless they have one of the two places where masking
+looks at which digit stands where ("0x" and a Kubernetes name's generated suffix, see
+:func:`digit_values_matter`), so a new number, address, time or ``key=value`` of a known shape costs one
+dict lookup. On a cache miss, :func:`fast_mask` tries the common shapes with one combined expression before
+the step-by-step classification; the two agree wherever the fast one answers (a property test holds them
+together). This is the hot path of mining.
 """
 
 from __future__ import annotations
@@ -120,7 +122,58 @@ _EMBEDDED: Final = re.compile(
 )
 
 _DIGITS = frozenset("0123456789")
-_DIGITS_TO_ZERO: Final = str.maketrans("123456789", "000000000")
+_BYTE_DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+
+_ASCII_DIGIT: Final = re.compile(r"[0-9]")
+# "0x" starts a hex number. A Kubernetes generated name is a whole run of [a-z0-9-] with a lowercase
+# letter whose last segment has five characters (the random suffix) and maybe a 5-10 character one before
+# it (the replica set hash); their alphabet has some digits and not others. Masking sees no other digit
+# values (a token's core is always a whole such run, as its delimiters are none of these characters).
+DIGIT_BEFORE_X: Final = re.compile(r"[0-9][xX]")
+_LAST_SEGMENT = re.compile(r"-[a-z0-9]{5}(?![a-z0-9-])")
+_RUN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+_LOWER = re.compile(r"[a-z]")
+_CORE_OPENERS = frozenset("([{\"'=")
+_CORE_CLOSERS = frozenset(")]}\"',;:.!?")
+
+
+def name_spans(message: str) -> list[tuple[int, int]]:
+    """Where the runs of ``message`` are that masking could take for a Kubernetes generated name: a whole
+    token core (from the start of a token, a bracket, a quote or "=" to the end of one or trailing
+    punctuation) of [a-z0-9-] with a lowercase letter, ending in a dash and five characters.
+
+    Where they are depends only on which characters are digits, lowercase letters, dashes or anything
+    else, and on the other characters themselves: the digit-folded text decides it. Replacing hex values
+    by the template miner's stand-ins (``core.templates._hex_stand_in``, which keep lengths, dashes and
+    whether a value has a letter) moves no run either, so the hex-folded text decides it as well."""
+    spans: list[tuple[int, int]] = []
+    for suffix in _LAST_SEGMENT.finditer(message):
+        start = len(message[: suffix.start()].rstrip(_RUN_CHARS))
+        before = message[start - 1] if start else " "
+        after = message[suffix.end() : suffix.end() + 1] or " "
+        if (
+            (before in _CORE_OPENERS or before.isspace())
+            and (after in _CORE_CLOSERS or after.isspace())
+            and _LOWER.search(message, start, suffix.end()) is not None
+        ):
+            spans.append((start, suffix.end()))
+    return spans
+
+
+def digit_values_matter(message: str) -> bool:
+    """Whether masking ``message`` could depend on which digit stands somewhere, not only on where."""
+    if ("x" in message or "X" in message) and DIGIT_BEFORE_X.search(message) is not None:
+        return True
+    if "-" not in message:
+        return False  # every name run has a dash
+    for start, end in name_spans(message):
+        segments = message[start:end].split("-")
+        if _ASCII_DIGIT.search(segments[-1]) is not None:
+            return True
+        if len(segments) > 2 and 5 <= len(segments[-2]) <= 10 and _ASCII_DIGIT.search(segments[-2]):
+            return True
+    return False
+
 
 # The common typed tokens in one pass, for the cache-miss path: [key=][brackets]VALUE[punctuation].
 # Whenever it matches, mask_token gives the same answer (a property test holds the two together);
@@ -211,6 +264,9 @@ def _classify_whole(core: str) -> str | None:
         return "IP"
     if "/" in core and _IPV4.fullmatch(core):
         return "IP"
+    if last in "dE" and len(core) >= 6 and core.isascii() and core[:-1].isdigit():
+        # Six or more hex characters: an id (as the fast path reads it), not 12345 days or exabytes.
+        return "HEX"
     if last.isalpha():
         if _DURATION.fullmatch(core):
             return "DURATION"
@@ -314,10 +370,11 @@ class Masker:
 
     def __init__(self, *, cache_size: int = 200_000) -> None:
         self._shapes: dict[str, str] = {}
-        # Results of tokens without letters, by the token with every digit turned to "0": without a letter
-        # there is no "0x" and no Kubernetes name, the only places masking looks at a digit's value, so
-        # such tokens mask alike wherever their digits stand alike. Kept only for results with no digit.
-        self._by_digit_places: dict[str, str] = {}
+        # Results of tokens with digits, by the token's UTF-8 with every digit turned to "0" (bytes.translate
+        # costs a tenth of str.translate): masking looks at a digit's value only in "0x" and in a Kubernetes
+        # name's generated suffix (see digit_values_matter), so tokens without those mask alike wherever
+        # their digits stand alike. Kept only for results with no digit.
+        self._by_digit_places: dict[bytes, str] = {}
         self._cache_size = cache_size
 
     def mask_tokens(self, tokens: list[str]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
@@ -334,16 +391,19 @@ class Masker:
     def _miss(self, token: str) -> str:
         if token.isdigit() and token.isascii():
             return "<NUM>"  # not cached: every number would take a place in the cache
-        places = None
-        if token.lower() == token.upper():  # no cased letter
-            places = token.translate(_DIGITS_TO_ZERO)
+        encoded = token.encode("utf-8", "surrogatepass")
+        places = encoded.translate(_BYTE_DIGITS_TO_ZERO)
+        has_digits = places != encoded
+        if has_digits:
             found = self._by_digit_places.get(places)
             if found is not None:
                 return found
         masked = fast_mask(token)
         if masked is None:
             masked = mask_token(token)[0]
-        if places is not None and _DIGITS.isdisjoint(masked):
+        if has_digits and _DIGITS.isdisjoint(masked) and not digit_values_matter(token):
+            # Whether a token has a "0x" or a Kubernetes name suffix with digits depends only on where its
+            # digits are, so every token that finds this key passes the same test.
             if len(self._by_digit_places) >= self._cache_size:
                 self._by_digit_places.clear()
             self._by_digit_places[places] = masked

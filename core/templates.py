@@ -8,9 +8,12 @@ How a message is placed:
 3. Fast paths: a message goes straight to the cluster an earlier message went to when the two have the
    same text up to digit values, or up to digit values and hex values (UUIDs, hex ids), and the earlier
    one's shape kept no digit and had no place where masking looks at a digit's or a hex letter's value
-   ("0x", Kubernetes generated names; see _digit_values_matter). Otherwise, a message whose shape was
-   seen before goes to the cluster that shape went to. These maps are bounded dicts; the text keys cost
-   one ``bytes.translate`` (and one regex substitution for the hex one) instead of tokenizing.
+   ("0x", Kubernetes generated names; see _digit_values_matter). A message with Kubernetes generated
+   names (pod names) and no "0x" place is looked up by the same folded text plus the names as they are
+   (see _name_spans): digit and hex values elsewhere do not matter, and the names are compared whole.
+   Otherwise, a message whose shape was seen before goes to the cluster that shape went to. These maps are
+   bounded dicts; the text keys cost one ``bytes.translate`` (and one regex substitution for the hex one)
+   instead of tokenizing.
 4. Otherwise the candidates are the clusters with the same token count and the same first token (or a
    wildcard first token); first tokens that carry digits or placeholders are treated as a wildcard, as
    Drain does with digits. The similarity of a candidate is the share of its *word* positions (constant
@@ -41,7 +44,10 @@ from array import array
 from collections.abc import Iterator
 from typing import Any
 
+from core.masking import DIGIT_BEFORE_X as _DIGIT_BEFORE_X
 from core.masking import WILDCARD, Masker, tokenize
+from core.masking import digit_values_matter as _digit_values_matter
+from core.masking import name_spans as _name_spans
 from core.models import TemplateMatch
 
 log = logging.getLogger(__name__)
@@ -58,49 +64,13 @@ _FOLD_DIGITS = bytes.maketrans(b"0123456789", b"0121222222")
 # characters and on where the digits are, which the folded text keeps, so the test made on the message
 # that stored a key holds for every message that finds it.
 _FOLD_ALL_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
-# "0x" starts a hex number. A Kubernetes generated name is a whole run of [a-z0-9-] with a lowercase
-# letter whose last segment has five characters (the random suffix) and maybe a 5-10 character one before
-# it (the replica set hash); their alphabet has some digits and not others. Masking sees no other digit
-# values (a token's core is always a whole such run, as its delimiters are none of these characters).
 _ASCII_DIGIT = re.compile(r"[0-9]")
-_DIGIT_BEFORE_X = re.compile(r"[0-9][xX]")
-_LAST_SEGMENT = re.compile(r"-[a-z0-9]{5}(?![a-z0-9-])")
-_RUN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
-_LOWER = re.compile(r"[a-z]")
-_CORE_OPENERS = frozenset("([{\"'=")
-_CORE_CLOSERS = frozenset(")]}\"',;:.!?")
-
-
-def _name_runs(message: str) -> Iterator[str]:
-    """The runs of ``message`` that masking could take for a Kubernetes generated name: a whole token core
-    (from the start of a token, a bracket, a quote or "=" to the end of one or trailing punctuation) of
-    [a-z0-9-] with a lowercase letter, ending in a dash and five characters."""
-    for suffix in _LAST_SEGMENT.finditer(message):
-        start = len(message[: suffix.start()].rstrip(_RUN_CHARS))
-        before = message[start - 1] if start else " "
-        after = message[suffix.end() : suffix.end() + 1] or " "
-        if (before in _CORE_OPENERS or before.isspace()) and (after in _CORE_CLOSERS or after.isspace()):
-            run = message[start : suffix.end()]
-            if _LOWER.search(run) is not None:
-                yield run
-
-
-def _digit_values_matter(message: str) -> bool:
-    """Whether masking ``message`` could depend on which digit stands somewhere, not only on where."""
-    if _DIGIT_BEFORE_X.search(message) is not None:
-        return True
-    for run in _name_runs(message):
-        segments = run.split("-")
-        if _ASCII_DIGIT.search(segments[-1]) is not None:
-            return True
-        if len(segments) > 2 and 5 <= len(segments[-2]) <= 10 and _ASCII_DIGIT.search(segments[-2]):
-            return True
-    return False
+_K8S_PLACEHOLDER = "<K8S_NAME>"
 
 
 def _suffix_runs_with_letters(message: str) -> bool:
     """Whether ``message`` has a run that could be a Kubernetes generated name (its letters matter)."""
-    return next(_name_runs(message), None) is not None
+    return bool(_name_spans(message))
 
 
 # Hex values as masking sees them: a UUID, or a run of 8 or more lowercase hex characters, each bounded
@@ -113,7 +83,7 @@ def _suffix_runs_with_letters(message: str) -> bool:
 _HEX_VALUE = re.compile(
     r"(?<![0-9A-Za-z.])(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})(?!\w)"
 )
-_NO_DIGITS = str.maketrans("", "", "0123456789")
+_DIGIT_BYTES = b"0123456789"  # (hex values are ASCII; bytes.translate costs a tenth of str.translate)
 # Lowercase hex characters to "h", every other byte to ".": a hex value needs eight of them in a row.
 _HEX_CLASSES = bytes(ord("h") if chr(code) in "0123456789abcdef" else ord(".") for code in range(256))
 _HEX_RUN = b"h" * 8
@@ -123,17 +93,35 @@ _KEY_CONTINUATIONS = frozenset("=.-+:")
 def _hex_stand_in(match: re.Match[str]) -> str:
     text = match.group()
     size = len(text)
-    letters = len(text.replace("-", "").translate(_NO_DIGITS))
-    end = match.end()
-    following = match.string[end : end + 1]
-    first = "a" if following in _KEY_CONTINUATIONS and following and text[0] > "9" else "0"
     if size == 36 and text[8] == "-":
+        letters = len(text.encode("ascii").translate(None, _DIGIT_BYTES)) - 4  # four dashes
         if letters in (0, 32):
             return text
-        return f"{first}000000a-0000-0000-0000-000000000000"
+        return f"{_stand_in_start(match, text)}000000a-0000-0000-0000-000000000000"
+    letters = len(text.encode("ascii").translate(None, _DIGIT_BYTES))  # a run without dashes
     if letters < 2 or size - letters < 2:
         return text
-    return f"{first}0a0a{'0' * (size - 5)}"
+    return f"{_stand_in_start(match, text)}0a0a{'0' * (size - 5)}"
+
+
+def _stand_in_start(match: re.Match[str], text: str) -> str:
+    """The first character of a stand-in: whether the value starts with a letter counts at the start of a
+    key, URL scheme or identifier (one of "=.-+:" follows)."""
+    if text[0] <= "9":
+        return "0"
+    end = match.end()
+    following = match.string[end : end + 1]
+    return "a" if following and following in _KEY_CONTINUATIONS else "0"
+
+
+def _hex_stand_ins(message: str, start: int) -> str:
+    """``_HEX_VALUE.sub(_hex_stand_in, message)`` for a message whose first eight hex characters in a row
+    start at character ``start``: no hex value starts before them, and the one character before them (not
+    a hex character, or they would start there) is all the look-behind needs, so only the rest is searched."""
+    if start <= 1:
+        return _HEX_VALUE.sub(_hex_stand_in, message)
+    cut = start - 1
+    return message[:cut] + _HEX_VALUE.sub(_hex_stand_in, message[cut:])
 
 
 def template_id_for(template: str) -> str:
@@ -208,6 +196,9 @@ class TemplateMiner:
         self._folded: dict[bytes, int] = {}
         self._folded_all: dict[bytes, int] = {}
         self._folded_hex: dict[bytes, int] = {}
+        # Messages with Kubernetes generated names: folded text -> (where the names are, names -> cluster).
+        self._named: dict[bytes, tuple[tuple[tuple[int, int], ...], dict[tuple[str, ...], int]]] = {}
+        self._named_size = 0
         self._next_id = 0
         self._tick = 0
 
@@ -228,19 +219,21 @@ class TemplateMiner:
                 cluster.last = self._tick
                 return cid
             del self._folded_all[folded_all]
-        folded = encoded.translate(_FOLD_DIGITS)
-        cid = self._folded.get(folded)
-        if cid is not None:
-            cluster = self._clusters.get(cid)
-            if cluster is not None:
-                cluster.count += 1
-                cluster.last = self._tick
-                return cid
-            del self._folded[folded]
+        if self._folded:  # (empty unless messages with "0x" places came)
+            folded = encoded.translate(_FOLD_DIGITS)
+            cid = self._folded.get(folded)
+            if cid is not None:
+                cluster = self._clusters.get(cid)
+                if cluster is not None:
+                    cluster.count += 1
+                    cluster.last = self._tick
+                    return cid
+                del self._folded[folded]
         folded_hex = b""
         stand_in = message
-        if _HEX_RUN in encoded.translate(_HEX_CLASSES):  # cheap test before the regex
-            stand_in = _HEX_VALUE.sub(_hex_stand_in, message)
+        first_hex = encoded.translate(_HEX_CLASSES).find(_HEX_RUN)  # cheap test before the regex
+        if first_hex >= 0:
+            stand_in = _hex_stand_ins(message, first_hex if len(encoded) == len(message) else 0)
         if stand_in != message:
             folded_hex = stand_in.encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
             cid = self._folded_hex.get(folded_hex)
@@ -251,22 +244,36 @@ class TemplateMiner:
                     cluster.last = self._tick
                     return cid
                 del self._folded_hex[folded_hex]
+        named = self._named.get(folded_hex or folded_all) if self._named else None
+        if named is not None:
+            names = tuple([message[start:end] for start, end in named[0]])
+            cid = named[1].get(names)
+            if cid is not None:
+                cluster = self._clusters.get(cid)
+                if cluster is not None:
+                    cluster.count += 1
+                    cluster.last = self._tick
+                    return cid
+                del named[1][names]
         shape = self._masker.shape(tokenize(message))
         cid = self._shapes.get(shape)
         if cid is None or cid not in self._clusters:
             cid = self._place(shape)
             if len(self._shapes) >= self.shape_cache_size:
                 self._shapes.clear()
+                self._named.clear()
+                self._named_size = 0
             self._shapes[shape] = cid
         else:
             cluster = self._clusters[cid]
             cluster.count += 1
             cluster.last = self._tick
-        if _ASCII_DIGIT.search(" ".join(shape)) is None:
+        joined = " ".join(shape)
+        if _ASCII_DIGIT.search(joined) is None:
             if _digit_values_matter(message):
                 if len(self._folded) >= self.shape_cache_size:
                     self._folded.clear()
-                self._folded[folded] = cid
+                self._folded[encoded.translate(_FOLD_DIGITS)] = cid
             elif folded_hex and not _suffix_runs_with_letters(message):
                 if len(self._folded_hex) >= self.shape_cache_size:
                     self._folded_hex.clear()
@@ -275,7 +282,35 @@ class TemplateMiner:
                 if len(self._folded_all) >= self.shape_cache_size:
                     self._folded_all.clear()
                 self._folded_all[folded_all] = cid
+        elif _K8S_PLACEHOLDER in joined and _ASCII_DIGIT.search(joined.replace(_K8S_PLACEHOLDER, "")) is None:
+            self._remember_named(message, cid, stand_in=stand_in, key=folded_hex or folded_all)
         return cid
+
+    def _remember_named(self, message: str, cid: int, *, stand_in: str, key: bytes) -> None:
+        """Remember a message whose shape keeps no digit but the one of ``<K8S_NAME>``: by its folded text
+        (``key``) and its Kubernetes names as they are. Masking reads a name's letters and digits and
+        nothing else in the message beyond what the folded text keeps (see _digit_values_matter and
+        _HEX_VALUE), so a message with the same key and the same names has the same shape.
+
+        These entries go when the shape cache is cleared: a hit here then always gives what the shape
+        cache would (an entry's shape maps to its cluster for as long as the entry lives)."""
+        spans = _name_spans(stand_in)
+        if not spans:
+            return
+        for pair in _DIGIT_BEFORE_X.finditer(message):
+            # a "0x" place counts only outside the names (no such pair crosses a name's edge)
+            if not any(start <= pair.start() < end for start, end in spans):
+                return
+        if self._named_size >= self.shape_cache_size:
+            self._named.clear()
+            self._named_size = 0
+        named = self._named.get(key)
+        if named is None:
+            named = self._named[key] = (tuple(spans), {})
+        names = tuple([message[start:end] for start, end in spans])
+        if names not in named[1]:
+            self._named_size += 1
+        named[1][names] = cid
 
     def _place(self, shape: tuple[str, ...]) -> int:
         key = _bucket_key(shape)

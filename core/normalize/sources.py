@@ -383,7 +383,8 @@ def _sequence_lines(items: Sequence[str], reporter: _Reporter) -> Iterator[str]:
         if "\n" in item or "\r" in item or len(item) > MAX_LINE_CHARS:
             text = item[:-1] if item.endswith("\n") else item
             lines = _split(text, count, reporter)
+            count += len(lines)
+            yield from lines
         else:
-            lines = [item]
-        count += len(lines)
-        yield from lines
+            count += 1
+            yield item

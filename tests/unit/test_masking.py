@@ -216,4 +216,32 @@ def test_digit_place_cache_keeps_letters_and_digit_results_out() -> None:
         mask_token("1.2.3.4.5")[0],
         mask_token("9.9.9.9.9")[0],
     )
-    assert all(not any(c.isalpha() for c in key) for key in masker._by_digit_places)
+    # a "0x" place or a pod name's generated suffix makes digit values count: such tokens keep their own key
+    pods = ["web-7d9f8b6c4-x2kqp", "web-7d9f8b6c4-x3kqp"]  # "3" is not in the generated-name alphabet
+    assert masker.shape(pods) == ("<K8S_NAME>", mask_token(pods[1])[0]) != ("<K8S_NAME>", "<K8S_NAME>")
+    assert not any(b"x" in key.lower() for key in masker._by_digit_places)
+    assert not any(key.startswith(b"web-") for key in masker._by_digit_places)
+    # letters elsewhere do not: a key=value or a duration of a known shape is one lookup
+    assert masker.shape(["order=6232337", "in=140ms"]) == ("order=<NUM>", "in=<DURATION>")
+    assert b"order=0000000" in masker._by_digit_places
+
+
+@pytest.mark.parametrize(
+    ("token", "masked"),
+    [
+        ("00000d", "<HEX>"),
+        ("1234567d,", "<HEX>,"),
+        ("123456E", "<HEX>"),
+        ("123456e", "<HEX>"),
+        ("(key=123456d)", "(key=<HEX>)"),
+        ("12345d", "<HEX>"),
+        ("1234d", "<DURATION>"),
+        ("30d", "<DURATION>"),
+        ("5E", "<SIZE>"),
+    ],
+)
+def test_digits_with_a_hex_letter_unit_read_alike_on_both_paths(token: str, masked: str) -> None:
+    """Six or more hex characters ending in "d" or "E" are an id to the fast path and to the full one."""
+    assert mask_token(token)[0] == masked
+    assert fast_mask(token) in (None, masked)
+    assert Masker(cache_size=4).shape([token]) == (masked,)
