@@ -144,9 +144,11 @@ def _ingest(
             path = str(spec.path)
             records = read_logs(path, name="<stdin>" if path == "-" else path, fmt=spec.format, issues=issues)
         seen: Counter[str | None] = Counter()
+        add = table.add
         for record in records:
-            seen[record.service] += 1
-            table.add(record, service=fallback)
+            if fallback is not None:  # only per-service files name their service (see below)
+                seen[record.service] += 1
+            add(record, service=fallback)
             if progress is not None and len(table) >= next_tick:
                 progress(len(table))
                 next_tick += PROGRESS_EVERY
@@ -248,7 +250,7 @@ def _template_summaries(
                 id=tid,
                 template=table.miner.template(cid),
                 count=stats.count,
-                severity=Severity(_severity_floor(stats.severity)),
+                severity=_severity(stats.severity),
                 first_seen=timeline.to_time(stats.first_ts) if math.isfinite(stats.first_ts) else None,
                 last_seen=timeline.to_time(stats.last_ts) if math.isfinite(stats.last_ts) else None,
                 example=stats.examples[0].text if stats.examples else "",
@@ -260,9 +262,20 @@ def _template_summaries(
     return rows[:MAX_TEMPLATES_IN_REPORT]
 
 
+_SEVERITY_LEVELS = tuple(int(s) for s in Severity)
+
+
 def _severity_floor(value: int) -> int:
-    levels = [int(s) for s in Severity]
-    return max(level for level in levels if level <= value)
+    return max(level for level in _SEVERITY_LEVELS if level <= value)
+
+
+_SEVERITY_OF = {value: Severity(_severity_floor(value)) for value in range(256)}  # every severity number
+
+
+def _severity(value: int) -> Severity:
+    """The Severity whose range holds ``value``."""
+    known = _SEVERITY_OF.get(value)
+    return known if known is not None else Severity(_severity_floor(value))
 
 
 def _time_range(table: LogTable, timeline: Timeline, metrics: Sequence[MetricSeries]) -> TimeRange:
@@ -284,7 +297,7 @@ def _time_range(table: LogTable, timeline: Timeline, metrics: Sequence[MetricSer
 def _severity_counts(table: LogTable) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for value, count in Counter(table.severity).items():
-        counts[Severity(_severity_floor(value)).name] += count
+        counts[_severity(value).name] += count
     return dict(counts.most_common())
 
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from core.focus import Focus
-from core.knowledge_base import EvidenceProfile, KnowledgeBase, MetricSignal, SignatureMatch, WeightedText
+from core.knowledge_base import (
+    EvidenceProfile,
+    FoldedTexts,
+    KnowledgeBase,
+    MetricSignal,
+    SignatureMatch,
+    WeightedText,
+)
 from core.logtable import NO_SERVICE, LogTable
 from core.models import Anomaly, Category, Evidence, EvidenceLine, RootCause, Severity, Suspect
 
@@ -50,7 +58,10 @@ def evidence_profile(
             if stats.severity >= WARN
             else 0.3
         )
-        services = [table.services[sid] for sid, _ in stats.services.most_common(2)]
+        if len(stats.services) == 1:  # the usual case; most_common would sort
+            services = [table.services[sid] for sid in stats.services]
+        else:
+            services = [table.services[sid] for sid, _ in stats.services.most_common(2)]
         place = 1.0
         if origin is not None and origin in services:
             place = 2.0
@@ -127,7 +138,7 @@ def rank_causes(
         by_category[match.signature.category].append(match)
     origin = suspects[0].name if suspects else None
     wanted = focus.categories
-    seen: _MatchMemo = {}
+    seen = _MatchMemo()
     scored: list[tuple[float, Category, SignatureMatch]] = []
     for category, group in by_category.items():
         group.sort(key=lambda m: -m.score)
@@ -161,17 +172,26 @@ def rank_causes(
     return causes
 
 
-# (signature id, cluster) → whether the signature's patterns fire on the cluster's template or examples
-_MatchMemo = dict[tuple[str, int], bool]
+@dataclass(slots=True)
+class _MatchMemo:
+    """What one ranking learns about clusters, kept so no signature is checked twice against a cluster."""
+
+    # (signature id, cluster) → whether the signature's patterns fire on the cluster's template or examples
+    fires: dict[tuple[str, int], bool] = field(default_factory=dict)
+    # cluster → its template and first two examples, folded once for every signature
+    texts: dict[int, FoldedTexts] = field(default_factory=dict)
 
 
 def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
     key = (match.signature.id, cid)
-    hit = seen.get(key)
+    hit = seen.fires.get(key)
     if hit is None:
-        stats = table.clusters[cid]
-        texts = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
-        hit = seen[key] = any(match.signature.matches_text(text) for text in texts)
+        texts = seen.texts.get(cid)
+        if texts is None:
+            stats = table.clusters[cid]
+            raw = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
+            texts = seen.texts[cid] = FoldedTexts.of(raw)
+        hit = seen.fires[key] = match.signature.matches_any(texts)
     return hit
 
 

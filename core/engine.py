@@ -156,7 +156,7 @@ def _causes(
                 title=rc.title,
                 category=rc.category,
                 confidence=rc.confidence,
-                evidence=rc.evidence.model_copy(deep=True),  # notes are appended below: never into the report
+                evidence=_copy_evidence(rc.evidence),  # notes are appended below: never into the report
                 suspect=rc.suspect,
                 signature_id=rc.signature_id,
             )
@@ -209,6 +209,18 @@ def _causes(
     return causes
 
 
+def _copy_evidence(evidence: Evidence) -> Evidence:
+    """A deep copy of ``evidence`` (same fields set), without the generic deep-copy machinery: its lists are
+    copied and its lines, whose fields are all immutable, are copied one level deep."""
+    return Evidence.model_construct(
+        _fields_set=set(evidence.model_fields_set),
+        template_ids=list(evidence.template_ids),
+        series=list(evidence.series),
+        lines=[line.model_copy() for line in evidence.lines],
+        notes=list(evidence.notes),
+    )
+
+
 def _learn(causes: list[RankedCause], learning: _Learning) -> list[RankedCause]:
     out: list[RankedCause] = []
     for cause in causes:
@@ -248,7 +260,10 @@ def _keep_accepted(causes: list[RankedCause], *, learning: _Learning, session: S
 # --- next steps ------------------------------------------------------------------------------------------
 
 
-def _signature_steps(sig: Signature, *, cause: RankedCause | None) -> list[NextStep]:
+def _signature_steps(
+    sig: Signature, *, cause: RankedCause | None, limit: int | None = None
+) -> list[NextStep]:
+    """The signature's next steps (its first ``limit`` if given)."""
     return [
         NextStep(
             id=step_id(sig.id, step.title),
@@ -258,7 +273,7 @@ def _signature_steps(sig: Signature, *, cause: RankedCause | None) -> list[NextS
             category=sig.category,
             root_cause_id=cause.id if cause else None,
         )
-        for step in sig.next_steps
+        for step in sig.next_steps[:limit]
     ]
 
 
@@ -286,26 +301,27 @@ def _steps(
         if sig is None:
             continue
         drill = cause.status == "accepted" or sig.id in learning.accepted_signatures
-        sig_steps = _signature_steps(sig, cause=cause)
         if drill:
-            for step in sig_steps:
+            for step in _signature_steps(sig, cause=cause):
                 add(step)
             for related in _related(knowledge, sig):
                 for step in _signature_steps(related, cause=cause)[:2]:
                     add(step)
             continue
-        accepted_here = [i for i, s in enumerate(sig_steps) if s.id in learning.accepted_steps]
+        done = learning.accepted_steps
+        accepted_here = [i for i, s in enumerate(sig.next_steps) if done and step_id(sig.id, s.title) in done]
         if accepted_here:
             # The user did a step: show what follows it, plus the ones still open before it.
+            sig_steps = _signature_steps(sig, cause=cause)
             after = sig_steps[accepted_here[-1] + 1 :]
             for step in after[:STEPS_PER_CAUSE]:
                 add(step)
             for step in sig_steps:
-                if step.id in learning.accepted_steps:
+                if step.id in done:
                     add(step)
-        else:
+        else:  # only the steps shown are built
             budget = STEPS_PER_CAUSE if cause is causes[0] else 2
-            for step in sig_steps[:budget]:
+            for step in _signature_steps(sig, cause=cause, limit=budget):
                 add(step)
     by_id = {case.id: case for case in cases}
     for hit in similar:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,6 +81,23 @@ FAMILY_METRIC_HINTS: dict[str, tuple[str, ...]] = {
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 
+def _is_phrase(word: str) -> bool:
+    """Phrases and words with punctuation are looked for as plain substrings, see :func:`_mentions`."""
+    return " " in word or not word.isalnum()
+
+
+def _family_probe(words: Sequence[str]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """A family's words as :func:`_mentions` checks them, in one go: the phrases, and one regex for the
+    other words (each must start where no letter or digit precedes it)."""
+    phrases = tuple(word for word in words if _is_phrase(word))
+    plain = [re.escape(word) for word in words if not _is_phrase(word)]
+    regex = re.compile(rf"(?<![a-z0-9])(?:{'|'.join(plain)})") if plain else None
+    return phrases, regex
+
+
+_FAMILY_PROBES = {family: _family_probe(words) for family, words in _FAMILY_WORDS.items()}
+
+
 class Focus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,7 +123,9 @@ def parse_focus(question: str, *, known_services: Iterable[str] = ()) -> Focus:
     """Read the signal families and the known services a question mentions."""
     text = question.lower()
     families = [
-        family for family, words in _FAMILY_WORDS.items() if any(_mentions(text, word) for word in words)
+        family
+        for family, (phrases, regex) in _FAMILY_PROBES.items()
+        if any(phrase in text for phrase in phrases) or (regex is not None and regex.search(text))
     ]
     words = _WORD.findall(text)
     services: list[str] = []
@@ -118,6 +137,6 @@ def parse_focus(question: str, *, known_services: Iterable[str] = ()) -> Focus:
 
 
 def _mentions(text: str, word: str) -> bool:
-    if " " in word or not word.isalnum():
+    if _is_phrase(word):
         return word in text
     return re.search(rf"(?<![a-z0-9]){re.escape(word)}", text) is not None

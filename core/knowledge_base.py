@@ -18,13 +18,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -244,21 +246,31 @@ class Signature(BaseModel):
 
     def matches_text(self, text: str) -> bool:
         """Whether one of the signature's patterns, or one of its exception types, occurs in ``text``."""
-        sample = text[:MAX_TEXT_CHARS]
-        folded = fold(sample)
+        return self.matches_any(FoldedTexts.of((text,)))
+
+    def matches_any(self, texts: FoldedTexts) -> bool:
+        """Whether :meth:`matches_text` holds for one of the texts (folded once for many signatures)."""
         probes, exceptions = _text_matcher(tuple(self.patterns), tuple(self.exception_types))
-        if any((not literal or literal in folded) and regex.search(sample) for regex, literal in probes):
-            return True
-        return any(name in folded for name in exceptions)
+        joined = texts.joined
+        # what cannot occur in any of the texts is left out before the texts are visited one by one
+        live = [(regex, literal) for regex, literal in probes if not literal or literal in joined]
+        names = [name for name in exceptions if name in joined]
+        if not live and not names:
+            return False
+        for sample, folded in texts.samples:
+            for regex, literal in live:
+                if (not literal or literal in folded) and regex.search(sample):
+                    return True
+            for name in names:
+                if name in folded:
+                    return True
+        return False
 
     def matches_metric(self, series: str) -> bool:
         """Whether a metric series name or key is one of the metrics this signature watches."""
         name = fold(series)
-        return any(
-            piece in name
-            for condition in self.metric_conditions
-            for piece in METRIC_SYNONYMS.get(condition.metric.lower(), (condition.metric.lower(),))
-        )
+        pieces = _metric_pieces(tuple(condition.metric for condition in self.metric_conditions))
+        return any(map(name.__contains__, pieces))
 
     @model_validator(mode="after")
     def _check_has_symptoms(self) -> Signature:
@@ -274,6 +286,31 @@ class Signature(BaseModel):
                 " metric condition or question keyword"
             )
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedTexts:
+    """Texts as :meth:`Signature.matches_any` checks them: each one's first ``MAX_TEXT_CHARS`` characters with
+    those folded (:func:`fold`), and all the folded ones joined by newlines."""
+
+    samples: tuple[tuple[str, str], ...]
+    joined: str
+
+    @classmethod
+    def of(cls, texts: Iterable[str]) -> FoldedTexts:
+        samples = []
+        for text in texts:
+            sample = text[:MAX_TEXT_CHARS]
+            samples.append((sample, fold(sample)))
+        return cls(tuple(samples), "\n".join(folded for _, folded in samples))
+
+
+@lru_cache(maxsize=4096)
+def _metric_pieces(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    """The series-name pieces that mean any of these metrics (see METRIC_SYNONYMS)."""
+    return tuple(
+        piece for metric in metrics for piece in METRIC_SYNONYMS.get(metric.lower(), (metric.lower(),))
+    )
 
 
 def _non_empty(value: str, what: str) -> str:
@@ -501,6 +538,53 @@ def analyse_pattern(pattern: str) -> tuple[str, int]:
     return literal, literal_count
 
 
+def required_literals(pattern: str) -> tuple[str, ...]:
+    """Lower-cased literals one of which every match of ``pattern`` contains: the required literal
+    (:func:`analyse_pattern`) of each top-level alternative, looking into a pattern that is one group of
+    alternatives (``\\b(?:a|b)``); empty when some alternative has none to prove."""
+    if "(?x" in pattern:
+        return ()
+    branches: list[str] = []
+    depth = start = 0
+    for i, char in _structural(pattern, 0):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        elif char == "|" and depth == 0:
+            branches.append(pattern[start:i])
+            start = i + 1
+    branches.append(pattern[start:])
+    literals: list[str] = []
+    for branch in branches:
+        literal = analyse_pattern(branch)[0]
+        if not literal:
+            group = _WHOLE_GROUP_RE.fullmatch(branch)
+            if group is None or _skip_group(branch, branch.index("(")) != len(branch):
+                return ()
+            inner = required_literals(group.group(1))
+            if not inner:
+                return ()
+            literals.extend(inner)
+            continue
+        literals.append(literal)
+    return tuple(dict.fromkeys(literals))
+
+
+_WHOLE_GROUP_RE = re.compile(r"(?:\\b|\^)?\((?:\?:)?(?!\?)(.*)\)", re.DOTALL)  # plain or (?:...) groups only
+# The only characters outside ASCII that re.IGNORECASE equates with an ASCII letter.
+_IGNORECASE_ASCII = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def ignorecase_fold(text: str) -> str:
+    """Lower-cased text in which every character that re.IGNORECASE equates with an ASCII letter is that
+    letter: an ASCII literal that a case-insensitive regex finds is a plain substring of it. (:func:`fold`
+    answers a different question: it follows str.casefold, which turns "İ" into two characters.)"""
+    if not text.isascii():
+        text = text.translate(_IGNORECASE_ASCII)
+    return text.lower()
+
+
 def fold(text: str) -> str:
     """Fold text the way the prefilter compares it with required literals."""
     # Dotless i is the one character outside ASCII that re.IGNORECASE equates with an ASCII letter and
@@ -516,7 +600,7 @@ class _Probe:
     regex: re.Pattern[str]
     literal: str
     question_only: bool
-    grams: tuple[str, ...]  # a few 4-character pieces of the literal, checked before scanning for it
+    grams: tuple[_Gram, ...]  # a few 4-byte pieces of the literal, checked before scanning for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,17 +649,42 @@ class _ProbeTable:
 
 
 _GRAM = 4
+_Gram = int  # 4 bytes of UTF-8 read as one native unsigned int
+_GRAM_TYPECODE: Final = "I"
+if struct.calcsize(_GRAM_TYPECODE) != _GRAM:  # the byte windows below are read as these machine ints
+    raise ImportError(f"core.knowledge_base needs a {_GRAM}-byte C unsigned int")
 
 
-def _sample_grams(literal: str) -> tuple[str, ...]:
-    if len(literal) < _GRAM:
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (from undecodable input) get bytes too: a literal's bytes are still a substring of the
+    # bytes of any text the literal is a substring of.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _sample_grams(literal: str) -> tuple[_Gram, ...]:
+    data = _utf8(literal)
+    if len(data) < _GRAM:
         return ()
-    last = len(literal) - _GRAM
-    return tuple(dict.fromkeys(literal[i : i + _GRAM] for i in (0, last // 2, last)))
+    last = len(data) - _GRAM
+    return tuple(dict.fromkeys(_gram_at(data, i) for i in (0, last // 2, last)))
 
 
-def _grams(text: str) -> set[str]:
-    return {text[i : i + _GRAM] for i in range(len(text) - _GRAM + 1)}
+def _gram_at(data: bytes, start: int) -> _Gram:
+    gram: _Gram = memoryview(data[start : start + _GRAM]).cast(_GRAM_TYPECODE)[0]
+    return gram
+
+
+def _grams(text: str) -> set[_Gram]:
+    """Every 4-byte window of the text's UTF-8 as an int. Reading the bytes as machine ints at each of the four
+    offsets keeps the loop in C and allocates no tuples or strings (nor anything the garbage collector must
+    track): about twice as cheap as slicing out 4-character strings."""
+    data = _utf8(text)
+    out: set[_Gram] = set()
+    for offset in range(_GRAM):
+        end = offset + (len(data) - offset) // _GRAM * _GRAM
+        if end > offset:
+            out.update(memoryview(data[offset:end]).cast(_GRAM_TYPECODE))
+    return out
 
 
 @lru_cache(maxsize=8192)
@@ -674,7 +783,7 @@ def _evidence_factor(weight: float, max_weight: float) -> float:
 
 def _score_text_refs(
     compiled: _CompiledSignature, hits: Sequence[_Hit | None], *, max_weight: float
-) -> tuple[dict[str, list[float]], list[str], set[str]]:
+) -> tuple[dict[str, list[float]], list[str], AbstractSet[str]]:
     """Strengths per symptom kind from the probes that hit, their explanations, and the (folded) exception
     types found in the text.
 
@@ -707,9 +816,7 @@ def _score_text_refs(
     return parts, matched, seen_exceptions
 
 
-def _no_text_refs() -> tuple[dict[str, list[float]], list[str], set[str]]:
-    """What :func:`_score_text_refs` gives a signature none of whose probes hit."""
-    return {kind: [] for kind in _CAPS}, [], set()
+_NO_EXCEPTIONS: frozenset[str] = frozenset()
 
 
 def _describe(ref: _Ref, hit: _Hit) -> str:
@@ -725,63 +832,146 @@ def _describe(ref: _Ref, hit: _Hit) -> str:
 class _Prefilter:
     """Which probes can possibly hit a text, found without visiting every probe.
 
-    A probe whose required literal has 4-grams is filed under the one fewest other probes have (so a common
-    piece such as "erro" does not make half the probes candidates): only probes filed under a 4-gram of the
-    text are candidates, and those still need all their grams and the literal itself in the text. Probes
-    with no grams (no literal, or one shorter than a gram) are always candidates.
+    A probe whose required literal has 4-grams (4-byte windows of its UTF-8) is filed under the one fewest
+    other probes have (so a common piece such as "erro" does not make half the probes candidates): only
+    probes filed under a 4-gram of the text are candidates, and those still need all their grams and the
+    literal itself in the text. A probe whose literal is shorter than a gram needs the literal in the text;
+    one with no literal is always a candidate.
     """
 
-    by_gram: dict[str, tuple[int, ...]]
-    gramless: tuple[int, ...]
-    keys: frozenset[str]
+    by_gram: dict[_Gram, tuple[tuple[int, str, tuple[_Gram, ...]], ...]]  # (probe, literal, its grams)
+    short: tuple[tuple[int, str], ...]  # probes whose literal is too short for a gram
+    always: tuple[int, ...]  # probes with no literal
+    keys: frozenset[_Gram]
 
     @classmethod
-    def build(cls, probes: Sequence[_Probe]) -> _Prefilter:
-        frequency: dict[str, int] = {}
+    def build(
+        cls, probes: Sequence[_Probe], *, which: Literal["all", "log", "question"] = "all"
+    ) -> _Prefilter:
+        """The prefilter over ``probes``: all, those for log text (not question-only) or the question-only."""
+        frequency: dict[_Gram, int] = {}
         for probe in probes:
             for gram in set(probe.grams):
                 frequency[gram] = frequency.get(gram, 0) + 1
-        by_gram: dict[str, list[int]] = {}
-        gramless: list[int] = []
+        by_gram: dict[_Gram, list[tuple[int, str, tuple[_Gram, ...]]]] = {}
+        short: list[tuple[int, str]] = []
+        always: list[int] = []
         for index, probe in enumerate(probes):
+            if (which == "log" and probe.question_only) or (which == "question" and not probe.question_only):
+                continue
             if probe.grams:
                 rarest = min(probe.grams, key=lambda gram: (frequency[gram], gram))
-                by_gram.setdefault(rarest, []).append(index)
+                by_gram.setdefault(rarest, []).append((index, probe.literal, probe.grams))
+            elif probe.literal:
+                short.append((index, probe.literal))
             else:
-                gramless.append(index)
-        return cls({gram: tuple(ids) for gram, ids in by_gram.items()}, tuple(gramless), frozenset(by_gram))
+                always.append(index)
+        return cls(
+            {gram: tuple(entries) for gram, entries in by_gram.items()},
+            tuple(short),
+            tuple(always),
+            frozenset(by_gram),
+        )
 
-    def candidates(self, probes: Sequence[_Probe], *, text: str, grams: set[str]) -> list[int]:
-        """Indexes, in probe order, of the probes whose literal (if any) occurs in ``text``."""
-        found = list(self.gramless)
+    def candidates(self, *, text: str, grams: set[_Gram]) -> list[int]:
+        """Indexes, in probe order, of the probes whose literal (if any) occurs in ``text``; ``grams`` are
+        the text's (:func:`_grams`)."""
+        out = list(self.always)
+        for index, literal in self.short:
+            if literal in text:
+                out.append(index)
         by_gram = self.by_gram
+        issuperset = grams.issuperset
         for gram in self.keys.intersection(grams):
-            found.extend(by_gram[gram])
-        found.sort()
-        out: list[int] = []
-        for index in found:
-            probe = probes[index]
-            literal = probe.literal
-            if literal and not (all(gram in grams for gram in probe.grams) and literal in text):
-                continue
-            out.append(index)
+            for index, literal, needed in by_gram[gram]:
+                if issuperset(needed) and literal in text:
+                    out.append(index)
+        out.sort()
         return out
 
 
-def _names_any_metric(
-    metrics: Sequence[tuple[MetricCondition, tuple[str, ...]]],
-    metric_names: Sequence[tuple[MetricSignal, str]],
-    seen: dict[tuple[str, ...], bool],
-) -> bool:
-    """Whether some anomalous series name contains a synonym of one of these conditions (memoised in
-    ``seen`` for one match call)."""
-    for _, synonyms in metrics:
-        found = seen.get(synonyms)
-        if found is None:
-            found = seen[synonyms] = any(piece in name for _, name in metric_names for piece in synonyms)
-        if found:
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class _MetricProbe:
+    """One metric condition of a signature, ready to score: its synonym group and its strength before the
+    signal's own direction and score are taken into account."""
+
+    metric: str
+    direction: Literal["up", "down", "any"]
+    group: int
+    strength: float
+
+
+_Note = str | tuple[str, MetricSignal]  # an explanation, or a metric condition and the signal that met it
+
+
+def _note_text(note: _Note) -> str:
+    if isinstance(note, str):
+        return note
+    metric, signal = note
+    return f"metric '{metric}' {signal.direction}: '{_snippet(signal.name)}' (score {signal.score:.3g})"
+
+
+def _metrics_met(
+    conditions: Sequence[_MetricProbe], named: Sequence[Sequence[_Signal]]
+) -> tuple[list[float], list[_Note]]:
+    """The strength of each metric condition that an anomalous signal meets (its strongest), with notes;
+    ``named`` holds the signals whose names match each synonym group."""
+    values: list[float] = []
+    notes: list[_Note] = []
+    for condition in conditions:
+        best: tuple[float, MetricSignal] | None = None
+        for item in named[condition.group]:
+            signal = item.signal
+            if condition.direction != "any" and signal.direction not in (condition.direction, "none"):
+                continue
+            strength = condition.strength
+            strength *= 0.5 if signal.direction == "none" else 1.0
+            strength *= item.factor
+            if best is None or strength > best[0]:
+                best = (strength, signal)
+        if best is not None:
+            values.append(best[0])
+            notes.append((condition.metric, best[1]))
+    return values, notes
+
+
+def _tagged(tag: str, services: Sequence[tuple[str, str]]) -> str | None:
+    """The first service whose (folded) name contains the tag."""
+    return next((name for name, low in services if tag in low), None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    signal: MetricSignal
+    folded: str
+    factor: float  # the evidence factor of its score against the strongest signal of the call
+
+
+def _metric_index(
+    compiled: Sequence[_CompiledSignature],
+) -> tuple[list[tuple[str, ...]], list[tuple[int, ...]], list[tuple[_MetricProbe, ...]]]:
+    """The distinct synonym groups of all metric conditions, the signatures that use each group, and each
+    signature's conditions as :class:`_MetricProbe` (equal condition lists are one tuple, so one match call
+    can score them once)."""
+    groups: dict[tuple[str, ...], int] = {}
+    users: list[list[int]] = []
+    conditions: list[tuple[_MetricProbe, ...]] = []
+    interned: dict[tuple[_MetricProbe, ...], tuple[_MetricProbe, ...]] = {}
+    for index, signature in enumerate(compiled):
+        own: list[_MetricProbe] = []
+        for position, (condition, synonyms) in enumerate(signature.metrics):
+            group = groups.setdefault(synonyms, len(groups))
+            if group == len(users):
+                users.append([])
+            if not users[group] or users[group][-1] != index:
+                users[group].append(index)
+            strength = _METRIC_BASE * _METRIC_POSITION[min(position, len(_METRIC_POSITION) - 1)]
+            home = METRIC_HOME.get(condition.metric.lower())
+            if home is not None and home is not signature.signature.category:
+                strength *= _METRIC_AWAY_FACTOR
+            own.append(_MetricProbe(condition.metric, condition.direction, group, strength))
+        conditions.append(interned.setdefault(tuple(own), tuple(own)))
+    return list(groups), [tuple(ids) for ids in users], conditions
 
 
 class KnowledgeBase:
@@ -798,7 +988,23 @@ class KnowledgeBase:
         self._by_id = {signature.id: signature for signature in self.signatures}
         self._probes, self._compiled = _compile_all(self.signatures)
         self._prefilter = _Prefilter.build(self._probes)
-        self._probe_ids = [frozenset(ref.probe for ref in compiled.refs) for compiled in self._compiled]
+        # log messages never hit question-only probes: their own prefilter leaves them out
+        self._log_prefilter = _Prefilter.build(self._probes, which="log")
+        self._question_only_prefilter = _Prefilter.build(self._probes, which="question")
+        by_probe: list[list[int]] = [[] for _ in self._probes]
+        for index, compiled in enumerate(self._compiled):
+            for probe in sorted({ref.probe for ref in compiled.refs}):
+                by_probe[probe].append(index)
+        self._signatures_by_probe = [tuple(ids) for ids in by_probe]
+        # signatures by the folded full and simple names of their exception types
+        self._by_exception: dict[str, set[int]] = {}
+        for index, compiled in enumerate(self._compiled):
+            for full, simple, _ in compiled.exception_names:
+                self._by_exception.setdefault(full, set()).add(index)
+                self._by_exception.setdefault(simple, set()).add(index)
+        self._synonym_groups, self._signatures_by_group, self._metric_conditions = _metric_index(
+            self._compiled
+        )
 
     @classmethod
     def load(cls, *, extra_dirs: Sequence[Path] = ()) -> KnowledgeBase:
@@ -854,18 +1060,10 @@ class KnowledgeBase:
         folded = [fold(text) for text in texts]
         max_weight = max((message.weight for message in messages), default=0.0)
         question = evidence.question[:MAX_TEXT_CHARS]
-        question_folded = fold(question)
         corpus = "\n".join(folded)
-        corpus_grams = _grams(corpus)
 
-        hits = self._run_probes(
-            messages,
-            texts=texts,
-            folded=folded,
-            corpus=corpus,
-            corpus_grams=corpus_grams,
-            question=question,
-            question_folded=question_folded,
+        hits, hit_probes = self._run_probes(
+            messages, texts=texts, folded=folded, corpus=corpus, question=question
         )
 
         reported = [
@@ -873,68 +1071,78 @@ class KnowledgeBase:
             for name in evidence.exception_types
         ]
         max_metric = max((signal.score for signal in evidence.metric_anomalies), default=0.0)
-        metric_names = [(signal, fold(signal.name)) for signal in evidence.metric_anomalies]
+        signals = [
+            _Signal(signal, fold(signal.name), _evidence_factor(signal.score, max_metric))
+            for signal in evidence.metric_anomalies
+        ]
         services = [(service, fold(service)) for service in evidence.services]
 
-        hit_probes = {index for index, hit in enumerate(hits) if hit is not None}
-        named: dict[tuple[str, ...], bool] = {}
-        scored: list[tuple[float, list[str], Signature]] = []
-        for compiled, probe_ids in zip(self._compiled, self._probe_ids, strict=True):
-            if (
-                probe_ids.isdisjoint(hit_probes)
-                and not (reported and compiled.exception_names)
-                and not (metric_names and _names_any_metric(compiled.metrics, metric_names, named))
-            ):
-                continue  # nothing in the evidence can give this signature a score
-            if probe_ids.isdisjoint(hit_probes):
-                parts, matched, seen_exceptions = _no_text_refs()
-            else:
+        # Only signatures that something in the evidence can give a score are visited.
+        with_text: set[int] = set()
+        for probe in hit_probes:
+            with_text.update(self._signatures_by_probe[probe])
+        candidates = set(with_text)
+        for _, name_full, name_simple, _ in reported:
+            # a superset of the signatures a reported exception can score: the exact rule is applied below
+            candidates.update(self._by_exception.get(name_full, ()))
+            candidates.update(self._by_exception.get(name_simple, ()))
+        named: list[list[_Signal]] = []
+        if signals:
+            for group, synonyms in enumerate(self._synonym_groups):
+                found = [s for s in signals if any(map(s.folded.__contains__, synonyms))]
+                named.append(found)
+                if found:
+                    candidates.update(self._signatures_by_group[group])
+
+        # Explanations of metric hits and tags are only written for the matches returned.
+        scored: list[tuple[float, list[str], list[_Note], Signature]] = []
+        tagged: dict[str, str | None] = {}
+        metrics_met: dict[int, tuple[list[float], list[_Note]]] = {}
+        for index in sorted(candidates):
+            notes: list[_Note] = []
+            compiled = self._compiled[index]
+            if index in with_text:
                 parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
-            for full, simple, dotted in compiled.exception_names:
-                if full in seen_exceptions:
-                    continue  # already counted from the log text; the report names the same exception
-                for name, name_full, name_simple, name_dotted in reported:
-                    same = full == name_full or (simple == name_simple and not (dotted and name_dotted))
-                    if same:
-                        parts["exception"].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
-                        matched.append(f"exception '{_snippet(name)}' reported")
-                        break
-            for position, (condition, synonyms) in enumerate(compiled.metrics):
-                best: tuple[float, MetricSignal] | None = None
-                for signal, name in metric_names:
-                    if not any(piece in name for piece in synonyms):
-                        continue
-                    if condition.direction != "any" and signal.direction not in (condition.direction, "none"):
-                        continue
-                    strength = _METRIC_BASE * _METRIC_POSITION[min(position, len(_METRIC_POSITION) - 1)]
-                    home = METRIC_HOME.get(condition.metric.lower())
-                    if home is not None and home is not compiled.signature.category:
-                        strength *= _METRIC_AWAY_FACTOR
-                    strength *= 0.5 if signal.direction == "none" else 1.0
-                    strength *= _evidence_factor(signal.score, max_metric)
-                    if best is None or strength > best[0]:
-                        best = (strength, signal)
-                if best is not None:
-                    parts["metric"].append(best[0])
-                    matched.append(
-                        f"metric '{condition.metric}' {best[1].direction}: '{_snippet(best[1].name)}'"
-                        f" (score {best[1].score:.3g})"
-                    )
-            components = [min(_CAPS[kind], _noisy_or(values)) for kind, values in parts.items()]
-            score = _noisy_or(components)
+            else:  # only the kinds that can still get evidence, in the order of _CAPS
+                parts, matched, seen_exceptions = {"exception": [], "metric": []}, [], _NO_EXCEPTIONS
+            if reported:
+                for full, simple, dotted in compiled.exception_names:
+                    if full in seen_exceptions:
+                        continue  # already counted from the log text; the report names the same exception
+                    for name, name_full, name_simple, name_dotted in reported:
+                        same = full == name_full or (simple == name_simple and not (dotted and name_dotted))
+                        if same:
+                            parts["exception"].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
+                            matched.append(f"exception '{_snippet(name)}' reported")
+                            break
+            if named:
+                conditions = self._metric_conditions[index]  # interned: equal conditions are one tuple
+                met = metrics_met.get(id(conditions))
+                if met is None:
+                    met = metrics_met[id(conditions)] = _metrics_met(conditions, named)
+                parts["metric"].extend(met[0])
+                notes.extend(met[1])
+            # Kinds without evidence add a factor of exactly 1.0 to the product: leaving them out is exact.
+            remaining = 1.0
+            for kind, values in parts.items():
+                if values:
+                    remaining *= 1.0 - min(_CAPS[kind], _noisy_or(values))
+            score = 1.0 - remaining
             if score <= 0.0:
                 continue
             for tag in compiled.tags:
-                service = next((name for name, low in services if tag in low), None)
+                if tag not in tagged:
+                    tagged[tag] = _tagged(tag, services)
+                service = tagged[tag]
                 if service is not None:
                     score = _noisy_or((score, _TAG_BONUS))
-                    matched.append(f"service '{service}' matches tag '{tag}'")
+                    notes.append(f"service '{service}' matches tag '{tag}'")
                     break
-            scored.append((min(1.0, score), matched, compiled.signature))
-        scored.sort(key=lambda item: (-item[0], -len(item[1]), item[2].id))
+            scored.append((min(1.0, score), matched, notes, compiled.signature))
+        scored.sort(key=lambda item: (-item[0], -len(item[1]) - len(item[2]), item[3].id))
         return [
-            SignatureMatch(signature=signature, score=score, matched=matched)
-            for score, matched, signature in scored[:limit]
+            SignatureMatch(signature=signature, score=score, matched=matched + [_note_text(n) for n in notes])
+            for score, matched, notes, signature in scored[:limit]
         ]
 
     def _run_probes(
@@ -944,17 +1152,16 @@ class KnowledgeBase:
         texts: Sequence[str],
         folded: Sequence[str],
         corpus: str,
-        corpus_grams: set[str],
         question: str,
-        question_folded: str,
-    ) -> list[_Hit | None]:
+    ) -> tuple[list[_Hit | None], list[int]]:
+        """Each probe's hit (None where it missed), and the indexes of the probes that hit."""
         probes = self._probes
         hits: list[_Hit | None] = [None] * len(probes)
+        hit_probes: list[int] = []
+        corpus_grams = _grams(corpus) if messages else set()
         if messages:
-            for probe_index in self._prefilter.candidates(probes, text=corpus, grams=corpus_grams):
+            for probe_index in self._log_prefilter.candidates(text=corpus, grams=corpus_grams):
                 probe = probes[probe_index]
-                if probe.question_only:
-                    continue
                 literal = probe.literal
                 regex = probe.regex
                 hit: _Hit | None = None
@@ -973,16 +1180,23 @@ class KnowledgeBase:
                     if message.weight > hit.best_weight:
                         hit.best_weight = message.weight
                         hit.best_text = text
-                hits[probe_index] = hit
+                if hit is not None:
+                    hits[probe_index] = hit
+                    hit_probes.append(probe_index)
         if question:
             question_mask = 1 << len(messages)
-            candidates = self._prefilter.candidates(
-                probes, text=question_folded, grams=_grams(question_folded)
-            )
+            if len(texts) == 1 and texts[0] == question:
+                # The question is the one message (a question matched on its own): every other probe was
+                # just run on this very text, so only the question-only ones can still hit.
+                candidates = self._question_only_prefilter.candidates(text=corpus, grams=corpus_grams)
+            else:
+                question_folded = fold(question)
+                candidates = self._prefilter.candidates(text=question_folded, grams=_grams(question_folded))
             for probe_index in candidates:
                 if hits[probe_index] is None and probes[probe_index].regex.search(question) is not None:
                     hits[probe_index] = _Hit(in_question=True, mask=question_mask)
-        return hits
+                    hit_probes.append(probe_index)
+        return hits, hit_probes
 
 
 # ---------------------------------------------------------------------------------------- loading

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.knowledge_base import ignorecase_fold
 from core.logtable import NO_SERVICE, LogTable
 from core.models import Anomaly, MetricSeries, Severity, Suspect
 
@@ -63,6 +64,25 @@ _PEER_STOP = {
 }  # fmt: skip
 _SVC_SUFFIX = re.compile(r"(?:\.[a-z0-9-]+)?\.svc(?:\.cluster\.local)?$|-(?:svc|service)$")
 _SERVICE_LABELS = ("service", "service_name", "app", "job", "container", "workload", "deployment", "pod")
+
+# Cheap necessary conditions, checked on :func:`~core.knowledge_base.ignorecase_fold`-ed text before the regexes above scan it (an
+# alternation under re.IGNORECASE is tried at every position, which is slow): each alternative of the regex
+# contains one of its anchors, so a text with none of them cannot match. tests/unit/test_suspects_prefilter.py
+# holds them to that.
+_VICTIM_ANCHORS = (
+    "time", "deadline exceeded", "connect", "econn", "reset by peer", "upstream", "50", "unavailable",
+    "gateway", "failed to ", "calling", "call to", "request to", "circuit", "no healthy", "dial tcp",
+    "remote end closed", "retrying", "cannot reach", "not reachable", "downstream", "dependency", "x509",
+    "certificate", "handshake", "pkix", "ssl", "tls",
+)  # fmt: skip
+_NAMED_PEER_ANCHORS = (
+    "connect", "calling", "call to", "request to", "upstream", "host", "server", "peer", "backend", "lookup",
+)  # fmt: skip
+_COLON_DIGIT = re.compile(r":\d")  # every _HOST_PORT match holds one; a literal start makes it a fast scan
+
+
+def _mentions_any(folded: str, anchors: Sequence[str]) -> bool:
+    return any(map(folded.__contains__, anchors))
 
 
 @dataclass(slots=True)
@@ -116,7 +136,7 @@ def rank_suspects(
             if len(lines) > 1:
                 texts.append(lines[-1])
         blob = "\n".join(texts)
-        victim = _VICTIM.search(blob) is not None
+        victim = _mentions_any(ignorecase_fold(blob), _VICTIM_ANCHORS) and _VICTIM.search(blob) is not None
         named = {s for s in services if patterns[s].search(blob)}
         peers: set[str] = set()
         if dns_service is not None and _DNS_FAILURE.search(blob):
@@ -344,7 +364,9 @@ def _peers(text: str, *, fields: str = "", dns_service: str | None = None) -> se
         (_HOST_PORT, True, text),
         (_NAMED_PEER, False, text),
     ):
-        for match in regex.finditer(source):
+        if not _may_match(regex, source):
+            continue
+        for match in _named_peer_matches(source) if regex is _NAMED_PEER else regex.finditer(source):
             if regex is _HOST_PORT and match.group(2) == "53" and dns_service is not None:
                 found.add(dns_service)
                 continue
@@ -366,6 +388,38 @@ def _peers(text: str, *, fields: str = "", dns_service: str | None = None) -> se
     return found
 
 
+def _named_peer_matches(text: str) -> Iterator[re.Match[str]]:
+    """``_NAMED_PEER.finditer(text)``, trying the regex only where one of its keywords starts: every match
+    starts with one (the regex opens with the alternation of them), and an alternation under re.IGNORECASE
+    is otherwise tried at every position."""
+    folded = ignorecase_fold(text)  # one character for one character: positions carry over
+    starts: set[int] = set()
+    for anchor in _NAMED_PEER_ANCHORS:
+        at = folded.find(anchor)
+        while at >= 0:
+            starts.add(at)
+            at = folded.find(anchor, at + 1)
+    resume = 0
+    for start in sorted(starts):
+        if start < resume:
+            continue
+        match = _NAMED_PEER.match(text, start)
+        if match is not None:
+            yield match
+            resume = match.end()
+
+
+def _may_match(regex: re.Pattern[str], text: str) -> bool:
+    """False only when ``regex`` (one of :func:`_peers`'s) cannot match ``text``."""
+    if regex is _URL_HOST:
+        return "://" in text
+    if regex is _HOST_PORT:
+        return _COLON_DIGIT.search(text) is not None
+    if regex is _NAMED_PEER:
+        return _mentions_any(ignorecase_fold(text), _NAMED_PEER_ANCHORS)
+    return True
+
+
 def _peer_service(peer: str, services: Sequence[str]) -> str | None:
     base = _SVC_SUFFIX.sub("", peer.lower())
     for service in services:
@@ -380,6 +434,8 @@ def _series_service(
     """The service a metric series belongs to: from its labels, its name, or its file name.
     ``patterns`` maps each known service to its :func:`_service_pattern`."""
     services = list(patterns)
+    if not services:
+        return None  # nothing to attribute the series to
     match = next((s for s in series if s.key == subject), None)
     candidates: list[str] = []
     if match is not None:
