@@ -16,6 +16,7 @@ A worker that dies after it was ready is replaced, at most ``MAX_RESTARTS`` time
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
@@ -36,6 +37,7 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
 POLL_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 @dataclass
@@ -92,10 +94,12 @@ def supervise(count: int, run_worker: Callable[[int, ReadyCallback], int], *, sh
         sys.stdout.flush()
         sys.stderr.flush()
         read_end, write_end = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: default signal handling (the server installs its own), then serve
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _stop_with_parent(parent)
             os.close(read_end)
             for other in workers.values():
                 os.close(other.ready_pipe)
@@ -177,6 +181,16 @@ def supervise(count: int, run_worker: Callable[[int, ReadyCallback], int], *, sh
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 1 if failed else 0
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies, even by SIGKILL, so no orphan
+    keeps serving on the port (Linux ``PR_SET_PDEATHSIG``; elsewhere the worker outlives it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _reap(workers: dict[int, _Worker]) -> tuple[_Worker, int] | None:

@@ -4,6 +4,7 @@ each exercised in real child processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -84,13 +85,18 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # so a failed test can stop the whole group
     )
     log_lines: list[str] = []
-    reader = threading.Thread(target=lambda: log_lines.extend(iter(proc.stderr.readline, b"")), daemon=True)
+    stderr = proc.stderr
+    assert stderr is not None
+    reader = threading.Thread(
+        target=lambda: log_lines.extend(line.decode() for line in iter(stderr.readline, b"")), daemon=True
+    )
     reader.start()
 
     def logged(message: str) -> int:
-        return sum(f'"msg": "{message}"' in line.decode() for line in list(log_lines))
+        return sum(f'"msg": "{message}"' in line for line in list(log_lines))
 
     try:
         _wait_ready(proc, port)
@@ -146,8 +152,35 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
         assert not any((tmp_path / "tmp").iterdir())  # the metric files went with the server
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "FAULTMAVEN_DATA_DIR": str(tmp_path)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(proc, port)
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        proc.kill()  # no chance to stop them itself
+        proc.wait()
+        deadline = time.monotonic() + 40
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.1)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_workers_refuse_a_port_already_in_use(tmp_path: Path) -> None:
