@@ -27,7 +27,12 @@ def detect_format(sample: Sequence[str]) -> str:
     for entry in REGISTRY:
         if entry.fits is None:
             continue
-        counts.append((entry.id, sum(1 for line in lines if entry.fits(line)), entry.share))
+        count = sum(1 for line in lines if entry.fits(line))
+        counts.append((entry.id, count, entry.share))
+        if count == len(lines):
+            # Every line fits: no later format can have more, and this one or an earlier one wins below
+            # (formats are tried in registry order), so the rest need not be tried.
+            break
     best = max(count for _, count, _ in counts)
     if best == 0:
         return "plain"

@@ -86,35 +86,54 @@ _set_extra = _slot_setter("__pydantic_extra__")
 _set_private = _slot_setter("__pydantic_private__")
 
 
+# ``build(fields, message, line, lines)``: the record of one header and its message (see record_builder).
+RecordBuilder = Callable[[Fields, str, int, int], LogRecord]
+
+
+def record_builder(*, source: str, fmt: str, defaults: Fields | None) -> RecordBuilder:
+    """The builder of the LogRecords of one source: values that already have the right types in, no
+    validation.
+
+    Every value here comes from the parsers in this package, which produce exactly the field types of
+    :class:`LogRecord`; pydantic validation would only re-check them at several times the cost. The
+    source and format are bound once (read_logs builds one record per header line, so the per-record
+    work is kept to copying the template, the parser's fields and the line accounting). A parser's
+    Fields never hold ``source``, ``line``, ``lines`` or ``format``, so setting those before the update
+    gives the same values as setting them after.
+    """
+    template = _TEMPLATE.copy()
+    template["source"] = source
+    template["format"] = fmt
+
+    def build(fields: Fields, message: str, line: int, lines: int) -> LogRecord:
+        values = template.copy()
+        values.update(fields)
+        values["line"] = line
+        values["lines"] = lines
+        values["message"] = message
+        if values["attributes"] is None:
+            values["attributes"] = {}
+        if defaults is not None:
+            for key in ("pod", "service", "host"):
+                if values[key] is None:
+                    values[key] = defaults.get(key)
+        if values["service"] is None and values["pod"]:
+            values["service"] = workload_from_pod(str(values["pod"]))
+        record = _new(LogRecord)
+        _set_dict(record, values)
+        _set_fields_set(record, _ALL_FIELDS)
+        _set_extra(record, None)
+        _set_private(record, None)
+        return record
+
+    return build
+
+
 def build_record(
     fields: Fields, message: str, *, source: str, line: int, lines: int, fmt: str, defaults: Fields | None
 ) -> LogRecord:
-    """Build a LogRecord from values that already have the right types, skipping validation.
-
-    Every value here comes from the parsers in this package, which produce exactly the field types of
-    :class:`LogRecord`; pydantic validation would only re-check them at several times the cost.
-    """
-    values = _TEMPLATE.copy()
-    values.update(fields)
-    values["source"] = source
-    values["line"] = line
-    values["lines"] = lines
-    values["message"] = message
-    values["format"] = fmt
-    if values["attributes"] is None:
-        values["attributes"] = {}
-    if defaults is not None:
-        for key in ("pod", "service", "host"):
-            if values[key] is None:
-                values[key] = defaults.get(key)
-    if values["service"] is None and values["pod"]:
-        values["service"] = workload_from_pod(str(values["pod"]))
-    record = _new(LogRecord)
-    _set_dict(record, values)
-    _set_fields_set(record, _ALL_FIELDS)
-    _set_extra(record, None)
-    _set_private(record, None)
-    return record
+    """One LogRecord built as :func:`record_builder` builds them (for callers with one record at a time)."""
+    return record_builder(source=source, fmt=fmt, defaults=defaults)(fields, message, line, lines)
 
 
 def cap_value(value: str) -> str:

@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 
 from core.models import LogRecord, Severity
 from core.normalize.containers import Item
-from core.normalize.fields import Fields, HeaderParser, build_record
+from core.normalize.fields import Fields, HeaderParser, record_builder
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +102,7 @@ def assemble(
     defaults: Fields | None,
 ) -> Iterator[LogRecord]:
     """Turn (line, span, text, wrapper fields) items into records (see :func:`_join` for the rules)."""
-
-    def emit(fields: Fields, message: str, start: int, span: int) -> LogRecord:
-        return build_record(
-            fields, message, source=source, line=start, lines=span, fmt=fmt, defaults=defaults
-        )
-
+    emit = record_builder(source=source, fmt=fmt, defaults=defaults)
     return _join(items, parse, fallback=fallback, headered=headered, full=True, emit=emit)
 
 

@@ -51,6 +51,7 @@ _PY_BASIC: Final = re.compile(
 )
 
 _DATE_SEPARATORS: Final = ("-", "/")
+_fromisoformat = datetime.fromisoformat
 _GLOG_SEVERITY: Final = {"I": Severity.INFO, "W": Severity.WARN, "E": Severity.ERROR, "F": Severity.FATAL}
 _GLOG_TEXT: Final = {"I": "INFO", "W": "WARNING", "E": "ERROR", "F": "FATAL"}
 _sev_cache: dict[str, Severity] = {}
@@ -142,11 +143,78 @@ def _with_level(
     return fields
 
 
+# The commonest header, "2024-05-14T13:55:00.142Z INFO  checkout-7f9c4 order placed", in one simple
+# regex: ASCII date and time ("T" or space), optional "." or "," fraction of 1-9 digits, optional "Z", one
+# space, a word of letters, spaces, then a message not starting with whitespace, a digit or "[", and
+# (optionally, last, so it matches exactly as it does on its own) the logger part of _LOGGER_PART.
+_PLAIN_HEAD: Final = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2})(?:[.,]([0-9]{1,9}))?Z? ([A-Za-z]+) +"
+    rf"(?=[^\s\d\[])(?:{_LOGGER_PART.pattern})?"
+)
+# The level words the fast path takes, with their severities: each is a whole word of LEVEL_WORDS (a unit
+# test checks this), and its severity is the one _severity gives it.
+PLAIN_LEVELS: Final[dict[str, Severity]] = {
+    word: severity_from_text(word)
+    for word in (
+        *("TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "FATAL", "CRITICAL"),
+        *("trace", "debug", "info", "notice", "warn", "warning", "error", "fatal", "critical"),
+        *("Trace", "Debug", "Info", "Notice", "Warn", "Warning", "Error", "Fatal", "Critical"),
+    )
+}
+
+
+def plain_iso_level(line: str, full: bool = True) -> Fields | None:
+    """The fields of a line with the commonest header (see :data:`_PLAIN_HEAD`), or None when the line
+    has another shape or an impossible date: the caller then runs the general regexes (which give None
+    for an impossible date too). About a third cheaper than they are on such lines.
+
+    Equivalent to :data:`_ISO_LEVEL` + :func:`_with_level` on every line it accepts: the general pattern
+    matches there with the same date and fraction (ASCII digits are digits to it too), no thread or pid
+    before the level (the level starts with a letter), the zone Z or none (no level word starts with Z,
+    U, G, + or -), the level the whole word (a word of the language followed by a space), its whitespace
+    run ending where " +" ends (the next character is not whitespace), and no spring-boot pid or
+    "[thread]" after it (they start with a digit or "["). The logger part is _LOGGER_PART's pattern at
+    the same position, last in the regex, so it matches as ``_LOGGER_PART.match`` does there, and the
+    timestamp is the one :func:`iso_parts` gives.
+    """
+    match = _PLAIN_HEAD.match(line)
+    if match is None:
+        return None
+    base, frac, level, logger_name, colon = match.groups()
+    severity = PLAIN_LEVELS.get(level)
+    if severity is None:
+        return None
+    try:  # the text iso_parts hands fromisoformat for a time in UTC, without the call
+        moment = _fromisoformat(f"{base}.{frac}+00:00" if frac else base + "+00:00")
+    except ValueError:
+        return None
+    start = match.end()
+    if logger_name is not None and colon is not None and "." not in logger_name:
+        logger_name, start = None, match.start(4)  # "word: ..." is the message, not a logger
+    if not full:
+        return {"message": line[start:]}
+    return {
+        "timestamp": moment,
+        "severity": severity,
+        "severity_text": level,
+        "logger": logger_name,
+        "message": line[start:],
+    }
+
+
 def parse_iso(line: str, full: bool = True) -> Fields | None:
     """A line starting with an ISO 8601 timestamp (with log4j/logback/Python/PostgreSQL layouts after it)."""
-    # cheap test first: every ISO line has "-" or "/" after its four-digit year
+    fields = plain_iso_level(line, full)  # most timestamped lines; its regex fails at once on the others
+    if fields is not None:
+        return fields
+    # cheap test before the general regexes: every ISO line has "-" or "/" after its four-digit year
     if line[4:5] not in _DATE_SEPARATORS and (line[:1] != "[" or line[5:6] not in _DATE_SEPARATORS):
         return None
+    return parse_iso_by_regex(line, full)
+
+
+def parse_iso_by_regex(line: str, full: bool = True) -> Fields | None:
+    """:func:`parse_iso` without the fast path: the general regexes for every layout."""
     match = _ISO_LEVEL.match(line)
     if match is not None:
         groups = match.groups()
