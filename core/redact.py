@@ -59,6 +59,13 @@ class _Rule:
     resume_after: str | None = None
     """When a match is left alone, scanning resumes after this group instead of after the whole match, so a
     harmless pair cannot hide a secret in its value (``msg=token=abc``)."""
+    needs: tuple[str, ...] = ()
+    """Literals of which every match contains at least one (lower case when ``folded``): a text holding
+    none of them is skipped without running the pattern. Empty: always run."""
+    folded: bool = False
+    """The pattern ignores case: ``needs`` are checked against the lower-cased text, and only when the text
+    is ASCII (Unicode case folding has pairs such as the Kelvin sign and ``k`` that ``lower`` does not
+    make equal to what the pattern matches)."""
 
 
 def _whole(kind: str) -> _Replacer:
@@ -179,12 +186,14 @@ _RULES: tuple[_Rule, ...] = (
             r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"
         ),
         _whole("private_key"),
+        needs=("-----BEGIN ",),
     ),
     _Rule(
         "password",
         # scheme://user:password@host — the user and host stay; RFC 3986 forbids '/', '?', '#' unencoded.
         re.compile(r"(?P<prefix>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*:)(?P<secret>[^\s@/?#]+)(?=@)"),
         _group("password", "secret"),
+        needs=("://",),
     ),
     _Rule(
         "authorization",
@@ -194,21 +203,26 @@ _RULES: tuple[_Rule, ...] = (
             r"(?P<secret>[^\r\n\"']+)"
         ),
         _group("authorization", "secret"),
+        needs=("authorization",),
+        folded=True,
     ),
     _Rule(
         "slack_webhook",
         re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/\-]+"),
         _whole("slack_webhook"),
+        needs=("https://hooks.slack.com/",),
     ),
     _Rule(
         "jwt",
         re.compile(r"eyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
         _whole("jwt"),
+        needs=(".eyJ",),
     ),
     _Rule(
         "aws_access_key",
         re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|A3T[A-Z0-9])[A-Z0-9]{16}"),
         _whole("aws_access_key"),
+        needs=("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "A3T"),
     ),
     _Rule(
         "aws_secret_key",
@@ -217,31 +231,53 @@ _RULES: tuple[_Rule, ...] = (
             r"(?P<secret>(?-i:[A-Za-z0-9/+=]{40}))"
         ),
         _group("aws_secret_key", "secret"),
+        needs=("key",),
+        folded=True,
     ),
-    _Rule("github_token", re.compile(r"gh[pousr]_[A-Za-z0-9]{36,255}"), _whole("github_token")),
-    _Rule("github_token", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}"), _whole("github_token")),
+    _Rule(
+        "github_token",
+        re.compile(r"gh[pousr]_[A-Za-z0-9]{36,255}"),
+        _whole("github_token"),
+        needs=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ),
+    _Rule(
+        "github_token",
+        re.compile(r"github_pat_[A-Za-z0-9_]{22,255}"),
+        _whole("github_token"),
+        needs=("github_pat_",),
+    ),
     _Rule(
         "slack_token",
         re.compile(r"xox[abposer]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"),
         _whole("slack_token"),
+        needs=("xox", "xapp-"),
     ),
     _Rule(
         "stripe_key",
         re.compile(r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}"),
         _whole("stripe_key"),
+        needs=("sk_", "rk_", "whsec_"),
     ),
     _Rule(
         "openai_key",
         re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-|ant-)?[A-Za-z0-9_\-]{20,}"),
         _whole("openai_key"),
+        needs=("sk-",),
     ),
-    _Rule("google_api_key", re.compile(r"AIza[0-9A-Za-z_\-]{35}"), _whole("google_api_key")),
+    _Rule(
+        "google_api_key",
+        re.compile(r"AIza[0-9A-Za-z_\-]{35}"),
+        _whole("google_api_key"),
+        needs=("AIza",),
+    ),
     _Rule(
         "bearer_token",
         re.compile(
             r"(?i)(?P<scheme>\bbearer[ \t]+)(?P<secret>(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9][A-Za-z0-9._~+/\-]{15,}=*)"
         ),
         _group("bearer_token", "secret"),
+        needs=("bearer",),
+        folded=True,
     ),
     _Rule(
         "password",
@@ -250,19 +286,21 @@ _RULES: tuple[_Rule, ...] = (
             r"(?P<flag>--(?:[a-z]+-)*(?:password|passwd|token|secret|api-key)[ \t]+)(?P<secret>[^\s-][^\s]*)"
         ),
         _group("password", "secret"),
+        needs=("--",),
     ),
-    _Rule("secret", _QUERY_KV_RE, _replace_kv, resume_after="sep"),
-    _Rule("secret", _KV_RE, _replace_kv, resume_after="sep"),
+    _Rule("secret", _QUERY_KV_RE, _replace_kv, resume_after="sep", needs=("=",)),
+    _Rule("secret", _KV_RE, _replace_kv, resume_after="sep", needs=(":", "=")),
     _Rule(
         "email",
         re.compile(r"(?<![\w.%+\-/])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"),
         _whole("email"),
+        needs=("@",),
     ),
 )
 
 _IP_RULES: tuple[_Rule, ...] = (
-    _Rule("ipv6", _IPV6_CANDIDATE_RE, _replace_ipv6),
-    _Rule("ipv4", _IPV4_RE, _whole("ipv4")),
+    _Rule("ipv6", _IPV6_CANDIDATE_RE, _replace_ipv6, needs=(":",)),
+    _Rule("ipv4", _IPV4_RE, _whole("ipv4"), needs=(".",)),
 )
 
 
@@ -281,10 +319,7 @@ class Redactor:
         self._rules = _RULES + (_IP_RULES if redact_ips else ())
 
     def redact(self, text: str) -> RedactionResult:
-        counts: Counter[str] = Counter()
-        for rule in self._rules:
-            text = self._apply(rule, text, counts)
-        return RedactionResult(text=text, counts=dict(counts))
+        return RedactionResult(text=text, counts={}) if not text else _redact_with(self._rules, text)
 
     def clean(self, text: str) -> str:
         """The redacted text alone, for callers that do not need counts."""
@@ -313,6 +348,26 @@ class Redactor:
             return text
         pieces.append(text[last:])
         return "".join(pieces)
+
+
+def _redact_with(rules: tuple[_Rule, ...], text: str, *, screen: bool = True) -> RedactionResult:
+    """Apply ``rules`` in order; with ``screen``, a rule whose ``needs`` the current text lacks is skipped
+    (the result is the same: such a rule cannot match)."""
+    counts: Counter[str] = Counter()
+    lowered: str | None = None  # of the current text, when it is ASCII; recomputed after a change
+    lowered_of: str | None = None
+    for rule in rules:
+        if screen and rule.needs:
+            haystack: str | None = text
+            if rule.folded:
+                if lowered_of is not text:
+                    lowered_of = text
+                    lowered = text.lower() if text.isascii() else None
+                haystack = lowered
+            if haystack is not None and not any(literal in haystack for literal in rule.needs):
+                continue
+        text = Redactor._apply(rule, text, counts)
+    return RedactionResult(text=text, counts=dict(counts))
 
 
 def _inside_marker(text: str, start: int, end: int) -> bool:

@@ -185,3 +185,61 @@ def test_redactor_is_reusable_and_clean_matches_redact() -> None:
     redactor = Redactor()
     texts = ["password=a1b2c3d4", "nothing here", "ghp_" + "a" * 36]
     assert [redactor.clean(t) for t in texts] == [redact(t).text for t in texts]
+
+
+# --- the literal screen: skipping a rule whose literals are absent never changes the result ---------------
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "authorization", "AUTHORIZATION", "Authorization: ", "\u212a", "bearer ", "BeArEr ", "key", "KEY=",
+        "aws_secret_access_key=", "://", "@", ":", "=", "?", "&", "--password ", "eyJ", ".eyJ", "AKIA", "A3T",
+        "ghp_", "github_pat_", "xoxb-", "xapp-1-", "sk_live_", "sk-", "whsec_", "AIza", "-----BEGIN ",
+        "[REDACTED:password]", "https://hooks.slack.com/services/", "İ", "ſ", "\u0130", " ", "\n",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(
+        st.one_of(_FRAGMENTS, st.text(alphabet=ALNUM + "._-/+", max_size=30), st.text(max_size=8))
+    ),
+    ips=st.booleans(),
+)
+def test_literal_screen_gives_the_same_result_as_running_every_rule(parts: list[str], ips: bool) -> None:
+    from core.redact import _IP_RULES, _RULES, _redact_with
+
+    text = "".join(parts)
+    rules = _RULES + (_IP_RULES if ips else ())
+    assert _redact_with(rules, text, screen=True) == _redact_with(rules, text, screen=False)
+
+
+@given(plant=_plants(), before=surrounding, after=surrounding)
+def test_literal_screen_agrees_on_planted_secrets(
+    plant: tuple[str, str, str], before: str, after: str
+) -> None:
+    from core.redact import _IP_RULES, _RULES, _redact_with
+
+    text = f"{before} {plant[1]} {after}"
+    rules = _RULES + _IP_RULES
+    assert _redact_with(rules, text, screen=True) == _redact_with(rules, text, screen=False)
+
+
+def test_every_screened_rule_names_literals_its_matches_contain() -> None:
+    from core.redact import _IP_RULES, _RULES
+
+    samples = {
+        "private_key": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----",
+        "slack_webhook": "https://hooks.slack.com/services/T000/B000/XXXX",
+        "jwt": "eyJhbGciOi.eyJzdWIiOi.sig",
+        "aws_access_key": "AKIAABCDEFGHIJKLMNOP",
+        "google_api_key": "AIza" + "a" * 35,
+    }
+    for rule in _RULES + _IP_RULES:
+        sample = samples.get(rule.kind)
+        if sample is None or not rule.needs:
+            continue
+        match = rule.pattern.search(sample)
+        assert match is not None, rule.kind
+        haystack = match.group(0).lower() if rule.folded else match.group(0)
+        assert any(literal in haystack for literal in rule.needs), rule.kind
