@@ -27,6 +27,8 @@ _JWKS_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
 _JWKS_CACHE_SECONDS = 300
 _JWKS_MIN_REFRESH_SECONDS = 60.0
 _LEEWAY_SECONDS = 30
+VERIFIED_TOKEN_SECONDS = 60.0
+_VERIFIED_TOKENS_MAX = 10_000
 
 
 class Permission(StrEnum):
@@ -89,6 +91,7 @@ class Authenticator:
             )
         self._jwks_lock = asyncio.Lock()
         self._last_refresh: float | None = None
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -99,11 +102,25 @@ class Authenticator:
         if not self.enabled:
             return ANONYMOUS
         token = _bearer_token(authorization)
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, valid_until = cached
+            if now < valid_until:
+                return principal
+            del self._verified[token]
         claims = await self._verify(token)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise AuthenticationError("The token has no subject ('sub') claim.")
-        return Principal(user_id=subject, role=self._role_from(claims), authenticated=True)
+        principal = Principal(user_id=subject, role=self._role_from(claims), authenticated=True)
+        # A client sends the same token on every request until it expires: remember the verdict (never past
+        # the token's expiry, nor longer than VERIFIED_TOKEN_SECONDS, so a changed key or setting applies).
+        if len(self._verified) >= _VERIFIED_TOKENS_MAX:
+            self._verified.clear()
+        valid_until = min(float(claims["exp"]) + _LEEWAY_SECONDS, now + VERIFIED_TOKEN_SECONDS)
+        self._verified[token] = (principal, valid_until)
+        return principal
 
     async def _verify(self, token: str) -> dict[str, Any]:
         try:

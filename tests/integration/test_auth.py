@@ -371,3 +371,42 @@ def test_valid_token_parses_and_whitespace_is_tolerated() -> None:
     token = mint(sub="carol", role="responder")
     principal = asyncio.run(authenticator.authenticate(f"  bearer   {token}  "))
     assert principal == Principal(user_id="carol", role="responder", authenticated=True)
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires() -> None:
+    import handlers.auth as auth_module
+
+    authenticator = Authenticator(_hs_settings(Path("/nonexistent-data-dir")))
+    # expired 2 s short of the leeway: accepted for 2 more seconds
+    token = mint(sub="dave", role="responder", expires_in=2 - auth_module._LEEWAY_SECONDS)
+    first = asyncio.run(authenticator.authenticate(f"Bearer {token}"))
+    assert asyncio.run(authenticator.authenticate(f"Bearer {token}")) == first  # from memory
+    # another token for the same user is verified on its own
+    forged = mint(sub="dave", role="admin", secret="not-the-server-secret-0123456789abcdef")
+    with pytest.raises(AuthenticationError, match="invalid"):
+        asyncio.run(authenticator.authenticate(f"Bearer {forged}"))
+    time.sleep(2.5)  # past expiry plus leeway the remembered verdict no longer counts
+    with pytest.raises(AuthenticationError, match="expired"):
+        asyncio.run(authenticator.authenticate(f"Bearer {token}"))
+
+
+def test_a_remembered_token_is_checked_again_after_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    import handlers.auth as auth_module
+
+    authenticator = Authenticator(_hs_settings(Path("/nonexistent-data-dir")))
+    token = mint(sub="erin", role="viewer", expires_in=3600)
+    asyncio.run(authenticator.authenticate(f"Bearer {token}"))
+    calls: list[str] = []
+    original = authenticator._verify
+
+    async def counting(raw: str) -> dict[str, Any]:
+        calls.append(raw)
+        return await original(raw)
+
+    monkeypatch.setattr(authenticator, "_verify", counting)
+    asyncio.run(authenticator.authenticate(f"Bearer {token}"))
+    assert calls == []
+    later = time.time() + auth_module.VERIFIED_TOKEN_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)  # the token itself stays valid for PyJWT's clock
+    asyncio.run(authenticator.authenticate(f"Bearer {token}"))
+    assert calls == [token]
