@@ -742,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=300.0, help="Open-loop rate for the seed payload, req/s (0: skip)."
     )
     parser.add_argument(
-        "--rate-10k", type=float, default=4.0, help="Open-loop rate for the 10k payload, req/s (0: skip)."
+        "--rate-10k", type=float, default=8.0, help="Open-loop rate for the 10k payload, req/s (0: skip)."
     )
     parser.add_argument(
         "--incidents", type=int, default=60, help="Past incidents resolved through the API before measuring."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import logging
 import os
 import shutil
@@ -112,7 +113,18 @@ def _build_app(settings: Settings, *, processes: int, metrics_dir: Path | None) 
     app = create_app(settings, services, extensions=[slack_routes])
     if processes:
         app.on_startup.append(functools.partial(_start_analysis_processes, count=processes))
+    app.on_startup.append(_freeze_startup_objects)
     return app
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """What start-up built (knowledge base, compiled patterns, open stores) lives as long as the process:
+    moved out of the cyclic collector's reach, it is no longer scanned by every full collection while
+    requests run (about half of the collector's time under load). Only for the server process itself,
+    never for an app built inside another program."""
+    del app
+    gc.collect()
+    gc.freeze()
 
 
 def listen_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
