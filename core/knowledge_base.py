@@ -449,18 +449,25 @@ def _skip_group(pattern: str, start: int) -> int:
     return len(pattern)
 
 
-def _top_level_alternatives(pattern: str) -> int:
-    """How many alternatives the pattern has outside any group (a stray ``)`` closes nothing)."""
-    count = 1
-    depth = 0
-    for _, char in _structural(pattern, 0):
+def _top_level_branches(pattern: str) -> list[str]:
+    """The pattern's alternatives outside any group (a stray ``)`` closes nothing)."""
+    branches: list[str] = []
+    depth = start = 0
+    for i, char in _structural(pattern, 0):
         if char == "(":
             depth += 1
         elif char == ")":
             depth = max(depth - 1, 0)
         elif char == "|" and depth == 0:
-            count += 1
-    return count
+            branches.append(pattern[start:i])
+            start = i + 1
+    branches.append(pattern[start:])
+    return branches
+
+
+def _top_level_alternatives(pattern: str) -> int:
+    """How many alternatives the pattern has outside any group."""
+    return len(_top_level_branches(pattern))
 
 
 def analyse_pattern(pattern: str) -> tuple[str, int]:
@@ -544,19 +551,8 @@ def required_literals(pattern: str) -> tuple[str, ...]:
     alternatives (``\\b(?:a|b)``); empty when some alternative has none to prove."""
     if "(?x" in pattern:
         return ()
-    branches: list[str] = []
-    depth = start = 0
-    for i, char in _structural(pattern, 0):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(depth - 1, 0)
-        elif char == "|" and depth == 0:
-            branches.append(pattern[start:i])
-            start = i + 1
-    branches.append(pattern[start:])
     literals: list[str] = []
-    for branch in branches:
+    for branch in _top_level_branches(pattern):
         literal = analyse_pattern(branch)[0]
         if not literal:
             group = _WHOLE_GROUP_RE.fullmatch(branch)

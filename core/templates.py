@@ -42,7 +42,7 @@ import operator
 import re
 from array import array
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from core.masking import DIGIT_BEFORE_X as _DIGIT_BEFORE_X
 from core.masking import WILDCARD, Masker, tokenize
@@ -66,6 +66,7 @@ _FOLD_DIGITS = bytes.maketrans(b"0123456789", b"0121222222")
 _FOLD_ALL_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 _ASCII_DIGIT = re.compile(r"[0-9]")
 _K8S_PLACEHOLDER = "<K8S_NAME>"
+_K = TypeVar("_K", bytes, tuple[str, ...])  # the key of a fast-path cache
 
 
 def _suffix_runs_with_letters(message: str) -> bool:
@@ -211,24 +212,13 @@ class TemplateMiner:
             message = message[: message.index("\n")]
         encoded = message.encode("utf-8", "surrogatepass")
         folded_all = encoded.translate(_FOLD_ALL_DIGITS)
-        cid = self._folded_all.get(folded_all)
+        cid = self._hit(self._folded_all, folded_all)
         if cid is not None:
-            cluster = self._clusters.get(cid)
-            if cluster is not None:
-                cluster.count += 1
-                cluster.last = self._tick
-                return cid
-            del self._folded_all[folded_all]
+            return cid
         if self._folded:  # (empty unless messages with "0x" places came)
-            folded = encoded.translate(_FOLD_DIGITS)
-            cid = self._folded.get(folded)
+            cid = self._hit(self._folded, encoded.translate(_FOLD_DIGITS))
             if cid is not None:
-                cluster = self._clusters.get(cid)
-                if cluster is not None:
-                    cluster.count += 1
-                    cluster.last = self._tick
-                    return cid
-                del self._folded[folded]
+                return cid
         folded_hex = b""
         stand_in = message
         first_hex = encoded.translate(_HEX_CLASSES).find(_HEX_RUN)  # cheap test before the regex
@@ -236,25 +226,14 @@ class TemplateMiner:
             stand_in = _hex_stand_ins(message, first_hex if len(encoded) == len(message) else 0)
         if stand_in != message:
             folded_hex = stand_in.encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
-            cid = self._folded_hex.get(folded_hex)
+            cid = self._hit(self._folded_hex, folded_hex)
             if cid is not None:
-                cluster = self._clusters.get(cid)
-                if cluster is not None:
-                    cluster.count += 1
-                    cluster.last = self._tick
-                    return cid
-                del self._folded_hex[folded_hex]
+                return cid
         named = self._named.get(folded_hex or folded_all) if self._named else None
         if named is not None:
-            names = tuple([message[start:end] for start, end in named[0]])
-            cid = named[1].get(names)
+            cid = self._hit(named[1], tuple([message[start:end] for start, end in named[0]]))
             if cid is not None:
-                cluster = self._clusters.get(cid)
-                if cluster is not None:
-                    cluster.count += 1
-                    cluster.last = self._tick
-                    return cid
-                del named[1][names]
+                return cid
         shape = self._masker.shape(tokenize(message))
         cid = self._shapes.get(shape)
         if cid is None or cid not in self._clusters:
@@ -284,6 +263,20 @@ class TemplateMiner:
                 self._folded_all[folded_all] = cid
         elif _K8S_PLACEHOLDER in joined and _ASCII_DIGIT.search(joined.replace(_K8S_PLACEHOLDER, "")) is None:
             self._remember_named(message, cid, stand_in=stand_in, key=folded_hex or folded_all)
+        return cid
+
+    def _hit(self, cache: dict[_K, int], key: _K) -> int | None:
+        """The cluster a fast-path cache holds for ``key``, counted as seen; None on a miss (an entry whose
+        cluster was retired is dropped)."""
+        cid = cache.get(key)
+        if cid is None:
+            return None
+        cluster = self._clusters.get(cid)
+        if cluster is None:
+            del cache[key]
+            return None
+        cluster.count += 1
+        cluster.last = self._tick
         return cid
 
     def _remember_named(self, message: str, cid: int, *, stand_in: str, key: bytes) -> None:

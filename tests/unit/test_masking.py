@@ -200,6 +200,12 @@ def test_tokens_that_differ_only_in_digit_values_are_cached_apart_when_they_mask
     tokens: list[str], digits: list[int]
 ) -> None:
     """The digit-place cache answers for a token another token filled in: the answer must be the same."""
+    check_digit_swaps(tokens, digits)
+
+
+def check_digit_swaps(tokens: list[str], digits: list[int]) -> None:
+    """Shape ``tokens``, then the same tokens with their digits replaced from ``digits``, through one
+    cache: each answer must equal masking the tokens one by one without it."""
     cycle = iter(digits * 40)
     swapped = ["".join(str(next(cycle)) if c in "0123456789" else c for c in t) for t in tokens]
     masker = Masker(cache_size=64)
