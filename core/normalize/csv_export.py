@@ -20,8 +20,8 @@ from core.normalize.fields import (
     TIME_KEYS,
     Fields,
     Scalar,
-    build_record,
     fields_from_flat,
+    record_builder,
 )
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def csv_records(
     names = [_CANONICAL.get(name.strip().lower(), name.strip()) for name in header]
     reader = csv.reader(_with_newlines(iterator), delimiter=_delimiter(first))
     reported = 0
+    build = record_builder(source=source, fmt="csv", defaults=defaults)
     pending: Fields | None = None
     start = 0
     span = 0
@@ -138,25 +139,9 @@ def csv_records(
                 flat[name] = value
         fields = fields_from_flat(flat, raw=",".join(row))
         if pending is not None:
-            yield build_record(
-                pending,
-                pending.get("message", ""),
-                source=source,
-                line=start,
-                lines=span,
-                fmt="csv",
-                defaults=defaults,
-            )
+            yield build(pending, pending.get("message", ""), start, span)
         pending = fields
         start = first_line
         span = physical
     if pending is not None:
-        yield build_record(
-            pending,
-            pending.get("message", ""),
-            source=source,
-            line=start,
-            lines=span,
-            fmt="csv",
-            defaults=defaults,
-        )
+        yield build(pending, pending.get("message", ""), start, span)

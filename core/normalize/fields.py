@@ -129,13 +129,6 @@ def record_builder(*, source: str, fmt: str, defaults: Fields | None) -> RecordB
     return build
 
 
-def build_record(
-    fields: Fields, message: str, *, source: str, line: int, lines: int, fmt: str, defaults: Fields | None
-) -> LogRecord:
-    """One LogRecord built as :func:`record_builder` builds them (for callers with one record at a time)."""
-    return record_builder(source=source, fmt=fmt, defaults=defaults)(fields, message, line, lines)
-
-
 def cap_value(value: str) -> str:
     if len(value) > MAX_ATTRIBUTE_VALUE:
         return value[: MAX_ATTRIBUTE_VALUE - 1] + "…"

@@ -96,8 +96,24 @@ def yearless(month_name: str, day: str, *, clock: str, frac: str | None) -> date
     month = MONTHS.get(month_name[:3].lower())
     if month is None:
         return None
-    fixed = ASSUMED_YEAR.get()
-    key = f"{month_name}|{day}|{clock}|{fixed}"
+    return _with_assumed_year(
+        f"{month_name}|{day}|{clock}|{ASSUMED_YEAR.get()}", month=month, day=day, clock=clock, frac=frac
+    )
+
+
+def month_day(month: int, day: int, *, clock: str, frac: str | None) -> datetime | None:
+    """glog/klog 'MMDD hh:mm:ss.uuuuuu' with the assumed year (cached per second, like :func:`yearless`:
+    it saves reading the clock for the year on every line)."""
+    return _with_assumed_year(
+        f"{month}|{day}|{clock}|{ASSUMED_YEAR.get()}", month=month, day=day, clock=clock, frac=frac
+    )
+
+
+def _with_assumed_year(
+    key: str, *, month: int, day: str | int, clock: str, frac: str | None
+) -> datetime | None:
+    """The 'hh:mm:ss' ``clock`` on ``day`` of ``month`` in the assumed year, cached per second under ``key``;
+    None for an impossible date or time."""
     value = _cache.get(key)
     if value is None:
         try:
@@ -106,23 +122,6 @@ def yearless(month_name: str, day: str, *, clock: str, frac: str | None) -> date
             value = datetime(
                 year, month, day_number, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC
             )
-        except ValueError:
-            return None
-        _remember(key, value)
-    if frac:
-        return value.replace(microsecond=int((frac + "00000")[:6]))
-    return value
-
-
-def month_day(month: int, day: int, *, clock: str, frac: str | None) -> datetime | None:
-    """glog/klog 'MMDD hh:mm:ss.uuuuuu' with the assumed year (cached per second, like :func:`yearless`:
-    it saves reading the clock for the year on every line)."""
-    key = f"{month}|{day}|{clock}|{ASSUMED_YEAR.get()}"
-    value = _cache.get(key)
-    if value is None:
-        try:
-            year = assumed_year(month, day)
-            value = datetime(year, month, day, int(clock[0:2]), int(clock[3:5]), int(clock[6:8]), tzinfo=UTC)
         except ValueError:
             return None
         _remember(key, value)
