@@ -592,27 +592,12 @@ async def drive(
 
 
 _SEED_INCIDENTS = (
-    (
-        "checkout OOMKilled after the cart cache change",
-        "memory_leak",
-        "cart cache held every session",
-        "cap the cache",
-    ),
-    (
-        "payments pool exhausted during the sale",
-        "connection_pool_exhaustion",
-        "pool of 20 too small",
-        "pool 60",
-    ),
-    ("gateway 503s after the ingress upgrade", "bad_deploy", "ingress timeout default changed", "roll back"),
-    ("orders DNS failures in eu-west-1", "dns_failure", "CoreDNS pods evicted", "pin CoreDNS replicas"),
-    (
-        "TLS handshake errors to the bank API",
-        "certificate_expiry",
-        "intermediate cert expired",
-        "renew chain",
-    ),
-    ("inventory disk full on the log volume", "disk_full", "debug logging left on", "rotate logs"),
+    ("checkout OOMKilled after the cart cache change", "cart cache held every session", "cap the cache"),
+    ("payments pool exhausted during the sale", "pool of 20 too small", "pool 60"),
+    ("gateway 503s after the ingress upgrade", "ingress timeout default changed", "roll back"),
+    ("orders DNS failures in eu-west-1", "CoreDNS pods evicted", "pin CoreDNS replicas"),
+    ("TLS handshake errors to the bank API", "intermediate cert expired", "renew chain"),
+    ("inventory disk full on the log volume", "debug logging left on", "rotate logs"),
 )
 
 
@@ -625,7 +610,7 @@ async def seed_incidents(base: str, *, count: int) -> int:
     made = 0
     try:
         for number in range(count):
-            title, _category, cause, fix = _SEED_INCIDENTS[number % len(_SEED_INCIDENTS)]
+            title, cause, fix = _SEED_INCIDENTS[number % len(_SEED_INCIDENTS)]
             ask = json.dumps({"query": f"{title} (drill {number})", "logs": SEED_LOGS[:4]}).encode()
             status, answer = await conn.request(
                 http_request(method="POST", path="/api/query", body=ask, token=token)

@@ -209,7 +209,7 @@ class SqliteSessionStore:
 
     async def _write_sessions(self, rows: Sequence[tuple[str, str, float]]) -> None:
         """Concurrent saves share one transaction; a session saved twice in a batch keeps the later body."""
-        purge = any([self._count_write() for _ in rows])
+        purge = self._count_writes(len(rows))
 
         def call(conn: sqlite3.Connection) -> None:
             with _write(conn):
@@ -233,7 +233,7 @@ class SqliteSessionStore:
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: int) -> bool:
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
-        self._count_write()
+        self._count_writes()
 
         def call(conn: sqlite3.Connection) -> bool:
             now = time.time()
@@ -250,7 +250,7 @@ class SqliteSessionStore:
     async def hit_rate_limit(self, key: str, *, limit: int, window_seconds: int) -> RateDecision:
         if limit < 1 or window_seconds < 1:
             raise ValueError("limit and window_seconds must be at least 1")
-        self._count_write()
+        self._count_writes()
 
         def call(conn: sqlite3.Connection) -> RateDecision:
             now = time.time()
@@ -284,9 +284,12 @@ class SqliteSessionStore:
     async def close(self) -> None:
         await self._db.close()
 
-    def _count_write(self) -> bool:
-        self._writes += 1
-        return self._writes % _PURGE_EVERY_WRITES == 0
+    def _count_writes(self, count: int = 1) -> bool:
+        """Count ``count`` writes; whether they reached the next multiple of _PURGE_EVERY_WRITES (a purge of
+        expired rows is due)."""
+        before = self._writes
+        self._writes += count
+        return self._writes // _PURGE_EVERY_WRITES > before // _PURGE_EVERY_WRITES
 
 
 def _purge_expired(conn: sqlite3.Connection, now: float) -> None:
