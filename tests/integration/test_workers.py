@@ -139,7 +139,12 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
             if len(current) == 2 and workers[0] not in current:
                 break
             assert time.monotonic() < deadline, f"no replacement worker: {current}"
-            _post_query(port, token, "still there?")
+            try:
+                _post_query(port, token, "still there?")
+            except OSError as exc:
+                raise AssertionError(
+                    f"no answer while a worker was replaced ({exc}); server log:\n" + "".join(log_lines[-15:])
+                ) from exc
             time.sleep(0.2)
         while logged("services started") < 3:  # the replacement opened its stores too
             assert time.monotonic() < deadline, "the replacement worker did not start"
