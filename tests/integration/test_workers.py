@@ -128,7 +128,13 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
                 _metric_total(text, "faultmaven_http_request_duration_seconds_count", route="/api/query")
                 == 24
             )
-        # a worker that dies after starting is replaced; the server keeps answering meanwhile
+        # a worker that dies after starting is replaced; the server keeps answering meanwhile. /readyz
+        # answered from one worker: wait until both have started (one killed while starting would count as
+        # a failed start, which stops the server)
+        deadline = time.monotonic() + 30
+        while logged("services started") < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while workers[0] in _children(proc.pid):  # connections it held die with it; new ones must not
