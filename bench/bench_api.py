@@ -389,10 +389,10 @@ class _Tally:
     statuses: Counter[str] = field(default_factory=Counter)
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU seconds used so far by the live processes of a process group (Linux /proc)."""
+def group_cpu_seconds(pgid: int) -> dict[int, float]:
+    """User + system CPU seconds used so far by each live process of a process group (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -402,8 +402,8 @@ def group_cpu_seconds(pgid: int) -> float:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:  # fields[2] is the process group; utime and stime are fields 11 and 12
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 class HttpError(Exception):
@@ -509,11 +509,13 @@ async def drive(
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + duration
-    cpu_at_start: list[float] = []
+    cpu_at_start: list[dict[int, float]] = []
+    client_cpu_at_start: list[float] = []
     late_starts: list[float] = []
 
     async def start_cpu_clock() -> None:
         await asyncio.sleep(max(0.0, measure_from - loop.time()))
+        client_cpu_at_start.append(time.process_time())
         if server_pgid is not None:
             cpu_at_start.append(group_cpu_seconds(server_pgid))
 
@@ -554,9 +556,11 @@ async def drive(
                 start_cpu_clock(), dispatcher(rate), *(open_client(conn) for conn in connections)
             )
         elapsed = loop.time() - measure_from
-        server_cpu = (
-            group_cpu_seconds(server_pgid) - cpu_at_start[0] if cpu_at_start and server_pgid else None
-        )
+        client_cpu = time.process_time() - client_cpu_at_start[0] if client_cpu_at_start else None
+        by_process = None
+        if cpu_at_start and server_pgid:
+            at_end = group_cpu_seconds(server_pgid)
+            by_process = {pid: used - cpu_at_start[0].get(pid, 0.0) for pid, used in at_end.items()}
     finally:
         for conn in connections:
             conn.close()
@@ -570,10 +574,18 @@ async def drive(
         "rps": round(done / elapsed, 1) if elapsed > 0 else 0.0,
         "statuses": dict(sorted(tally.statuses.items())),
     }
-    if server_cpu is not None and done:
+    if by_process is not None and done:
         # CPU the server (all its processes) spent per answered request: steadier than latency on a shared
         # machine (requests in flight at the window's edges make it approximate)
-        result["server_cpu_ms_per_request"] = round(server_cpu * 1000 / done, 2)
+        result["server_cpu_ms_per_request"] = round(sum(by_process.values()) * 1000 / done, 2)
+        # each busy process's share of a core over the window: shows how evenly the workers share the
+        # connections (the kernel spreads connections, not requests, over SO_REUSEPORT sockets)
+        result["server_core_use_by_process"] = sorted(
+            (round(used / elapsed, 2) for used in by_process.values() if used > 0.05 * elapsed), reverse=True
+        )
+    if client_cpu is not None and done:
+        # the load generator shares the machine's cores with the server
+        result["client_cpu_ms_per_request"] = round(client_cpu * 1000 / done, 2)
     if tally.latencies:
         result["latency_ms"] = {
             "p50": round(_percentile(tally.latencies, 0.50), 1),

@@ -8,7 +8,6 @@ connection pool) outranks the symptoms its victims log (timeouts calling it).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,9 +16,9 @@ from core.knowledge_base import (
     EvidenceProfile,
     FoldedTexts,
     KnowledgeBase,
-    MetricSignal,
     SignatureMatch,
-    WeightedText,
+    SignatureMatcher,
+    fold,
 )
 from core.logtable import NO_SERVICE, LogTable
 from core.models import Anomaly, Category, Evidence, EvidenceLine, RootCause, Severity, Suspect
@@ -43,7 +42,7 @@ def evidence_profile(
             for tid in anomaly.evidence.template_ids:
                 template_scores[tid] = max(template_scores.get(tid, 0.0), anomaly.score)
 
-    entries: list[tuple[float, WeightedText]] = []
+    entries: list[tuple[float, str, float]] = []  # (weight, text, weight as reported)
     for cid, stats in table.clusters.items():
         tid = table.miner.template_id(cid)
         boost = template_scores.get(tid, 0.0)
@@ -76,7 +75,7 @@ def evidence_profile(
                 texts[lines[-1].strip()] = None
         for text in texts:
             if text:
-                entries.append((weight, WeightedText(text=text[:500], weight=round(weight, 4))))
+                entries.append((weight, text[:500], round(weight, 4)))
     entries.sort(key=lambda e: -e[0])
 
     exception_types: list[str] = []
@@ -85,21 +84,25 @@ def evidence_profile(
             exception_types.append(group.info.type)
 
     signals = [
-        MetricSignal(
-            name=a.subject,
-            direction="down" if a.direction == "down" else "up",
-            score=round(a.score * (2.0 if origin and origin in a.subject else 1.0), 4),
-        )
+        {
+            "name": a.subject,
+            "direction": "down" if a.direction == "down" else "up",
+            "score": round(a.score * (2.0 if origin and origin in a.subject else 1.0), 4),
+        }
         for a in anomalies
         if a.source == "metrics"
     ]
     services = [s for s in table.services if s != NO_SERVICE]
-    return EvidenceProfile(
-        question=question,
-        messages=[e[1] for e in entries[:MAX_MESSAGES]],
-        exception_types=exception_types[:50],
-        metric_anomalies=signals[:50],
-        services=services,
+    # One validation of the whole profile (messages and signals as plain fields) costs half as much as
+    # building each WeightedText and MetricSignal on its own, and makes the same models.
+    return EvidenceProfile.model_validate(
+        {
+            "question": question,
+            "messages": [{"text": text, "weight": rounded} for _, text, rounded in entries[:MAX_MESSAGES]],
+            "exception_types": exception_types[:50],
+            "metric_anomalies": signals[:50],
+            "services": services,
+        }
     )
 
 
@@ -120,7 +123,15 @@ def classify(
     deploy = _deploy_evidence(anomalies, suspects=suspects, knowledge=knowledge)
     if deploy is not None:
         matches = [*matches, deploy]
-    return rank_causes(matches, table=table, anomalies=anomalies, suspects=suspects, focus=focus, limit=limit)
+    return rank_causes(
+        matches,
+        table=table,
+        anomalies=anomalies,
+        suspects=suspects,
+        focus=focus,
+        limit=limit,
+        knowledge=knowledge,
+    )
 
 
 def rank_causes(
@@ -131,16 +142,25 @@ def rank_causes(
     suspects: Sequence[Suspect],
     focus: Focus,
     limit: int = 5,
+    knowledge: KnowledgeBase | None = None,
 ) -> list[RootCause]:
-    """Signature matches grouped by category; the best signature of each category names the cause."""
-    by_category: dict[Category, list[SignatureMatch]] = defaultdict(list)
+    """Signature matches grouped by category; the best signature of each category names the cause.
+
+    ``knowledge`` (the base the matches come from) only saves work: its signatures' matchers are ready."""
+    # keyed by the category's value: hashing a str is cheaper than hashing an enum member (same order)
+    by_category: dict[str, tuple[Category, list[SignatureMatch]]] = {}
     for match in matches:
-        by_category[match.signature.category].append(match)
+        category = match.signature.category
+        found = by_category.get(category.value)
+        if found is None:
+            by_category[category.value] = (category, [match])
+        else:
+            found[1].append(match)
     origin = suspects[0].name if suspects else None
     wanted = focus.categories
-    seen = _MatchMemo()
+    seen = _MatchMemo(knowledge)
     scored: list[tuple[float, Category, SignatureMatch]] = []
-    for category, group in by_category.items():
+    for category, group in by_category.values():
         group.sort(key=lambda m: -m.score)
         score = group[0].score + 0.25 * sum(m.score for m in group[1:3])
         share = _origin_share(group[0], table=table, anomalies=anomalies, origin=origin, seen=seen)
@@ -176,23 +196,66 @@ def rank_causes(
 class _MatchMemo:
     """What one ranking learns about clusters, kept so no signature is checked twice against a cluster."""
 
+    knowledge: KnowledgeBase | None = None
     # (signature id, cluster) → whether the signature's patterns fire on the cluster's template or examples
     fires: dict[tuple[str, int], bool] = field(default_factory=dict)
     # cluster → its template and first two examples, folded once for every signature
     texts: dict[int, FoldedTexts] = field(default_factory=dict)
+    # signature id → its matcher narrowed to what occurs in the texts of any cluster
+    matchers: dict[str, SignatureMatcher] = field(default_factory=dict)
+    # the folded texts of every cluster, joined (made on the first signature checked)
+    everything: str | None = None
+    # metric anomalies: (subject, folded subject), for matching series names
+    series: list[tuple[str, str]] | None = None
 
-
-def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
-    key = (match.signature.id, cid)
-    hit = seen.fires.get(key)
-    if hit is None:
-        texts = seen.texts.get(cid)
+    def cluster_texts(self, cid: int, table: LogTable) -> FoldedTexts:
+        texts = self.texts.get(cid)
         if texts is None:
             stats = table.clusters[cid]
             raw = (table.miner.template(cid), *(e.text for e in stats.examples[:2]))
-            texts = seen.texts[cid] = FoldedTexts.of(raw)
-        hit = seen.fires[key] = match.signature.matches_any(texts)
+            texts = self.texts[cid] = FoldedTexts.of(raw)
+        return texts
+
+    def matcher(self, match: SignatureMatch, table: LogTable) -> SignatureMatcher:
+        """The signature's matcher without what occurs in no cluster: it answers for each cluster as the full
+        one does (see SignatureMatcher.within), and most signatures keep little or nothing to check."""
+        matcher = self.matchers.get(match.signature.id)
+        if matcher is None:
+            if self.everything is None:
+                self.everything = "\n".join(self.cluster_texts(cid, table).joined for cid in table.clusters)
+            matcher = self.full_matcher(match).within(self.everything)
+            self.matchers[match.signature.id] = matcher
+        return matcher
+
+    def full_matcher(self, match: SignatureMatch) -> SignatureMatcher:
+        if self.knowledge is None:
+            return SignatureMatcher.of(match.signature)
+        return self.knowledge.matcher(match.signature)
+
+    def metric_series(self, anomalies: Sequence[Anomaly]) -> list[tuple[str, str]]:
+        if self.series is None:
+            self.series = [(a.subject, fold(a.subject)) for a in anomalies if a.source == "metrics"]
+        return self.series
+
+
+def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
+    """Whether the match's signature fires on the cluster's template or examples (Signature.matches_any)."""
+    key = (match.signature.id, cid)
+    hit = seen.fires.get(key)
+    if hit is None:
+        matcher = seen.matcher(match, table)
+        # a matcher left with nothing to check fires on no cluster: the cluster's texts need no folding
+        hit = seen.fires[key] = matcher.checks_text and matcher.matches_any(seen.cluster_texts(cid, table))
     return hit
+
+
+def _series_matched(match: SignatureMatch, anomalies: Sequence[Anomaly], *, seen: _MatchMemo) -> list[str]:
+    """The subjects of the metric anomalies whose series the match's signature watches, in order."""
+    series = seen.metric_series(anomalies)
+    if not series:
+        return []
+    pieces = seen.full_matcher(match).metric_pieces
+    return [subject for subject, folded in series if any(map(folded.__contains__, pieces))]
 
 
 def _origin_share(
@@ -219,10 +282,10 @@ def _origin_share(
     if total:
         return at_origin / total
     # Only metrics back this match: resources moving at the origin say less about *what* broke than its logs.
-    moved = [a for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)]
+    moved = _series_matched(match, anomalies, seen=seen)
     if not moved:
         return 0.5
-    return 0.5 + 0.25 * any(origin.lower() in a.subject.lower() for a in moved)
+    return 0.5 + 0.25 * any(origin.lower() in subject.lower() for subject in moved)
 
 
 DEPLOY_SIGNATURE = "http-5xx-after-deploy"
@@ -252,15 +315,14 @@ def _evidence_for(
 ) -> Evidence:
     template_ids: list[str] = []
     lines: list[EvidenceLine] = []
-    for cid, stats in table.clusters.items():
-        if _fires_on(match, cid, table=table, seen=seen):
-            template_ids.append(table.miner.template_id(cid))
-            lines.extend(stats.examples[:1])
-        if len(template_ids) >= 5:
-            break
-    series = [
-        a.subject for a in anomalies if a.source == "metrics" and match.signature.matches_metric(a.subject)
-    ]
+    if seen.matcher(match, table).checks_text:  # otherwise it fires on no cluster
+        for cid, stats in table.clusters.items():
+            if _fires_on(match, cid, table=table, seen=seen):
+                template_ids.append(table.miner.template_id(cid))
+                lines.extend(stats.examples[:1])
+            if len(template_ids) >= 5:
+                break
+    series = _series_matched(match, anomalies, seen=seen)
     return Evidence(template_ids=template_ids, series=series[:5], lines=lines[:5], notes=match.matched[:6])
 
 

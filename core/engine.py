@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Required, TypedDict
 
 from core.answers import (
     Answer,
@@ -30,7 +32,7 @@ from core.answers import (
     SimilarIncident,
 )
 from core.focus import parse_focus
-from core.knowledge_base import EvidenceProfile, KnowledgeBase, Signature, WeightedText
+from core.knowledge_base import EvidenceProfile, KnowledgeBase, Signature, SignatureMatch, WeightedText
 from core.models import Category, Evidence, Report
 
 MIN_QUESTION_MATCH = 0.15
@@ -61,7 +63,9 @@ def category_of(item_id: str) -> Category | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def _digest(text: str) -> str:
+    """A pure function of the text, memoised: the same signatures and steps are named in every answer."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=5).hexdigest()
 
 
@@ -109,7 +113,7 @@ def answer(
     causes = _causes(
         question, report=report, knowledge=knowledge, similar=similar, cases=cases, rejected=learning.rejected
     )
-    causes = _learn(causes, learning)
+    causes = _learn(causes, learning, report=report)
     causes = _keep_accepted(causes, learning=learning, session=session)
     steps = _steps(causes, knowledge=knowledge, learning=learning, similar=similar, cases=cases)
     if not causes and not steps:
@@ -156,18 +160,13 @@ def _causes(
                 title=rc.title,
                 category=rc.category,
                 confidence=rc.confidence,
-                evidence=_copy_evidence(rc.evidence),  # notes are appended below: never into the report
+                evidence=rc.evidence,  # shared until a note is added: _add_note copies it first
                 suspect=rc.suspect,
                 signature_id=rc.signature_id,
             )
     if question.query.strip():
         weight = 0.6 if report is not None and report.root_causes else 0.85
-        profile = EvidenceProfile(
-            question=question.query, messages=[WeightedText(text=question.query[:2000], weight=1.0)]
-        )
-        for match in knowledge.match(profile, limit=6):
-            if match.score < MIN_QUESTION_MATCH:
-                continue
+        for match in _question_matches(knowledge, question.query):
             sig = match.signature
             cid = cause_id(sig.category, sig.id)
             if cid in rejected:
@@ -196,7 +195,7 @@ def _causes(
         if same or cid in rejected:
             for cause in same:
                 cause.confidence = round(min(0.97, cause.confidence + 0.15 * hit.score), 3)
-                cause.evidence.notes.append(f"past incident {case.id} ({case.title}) had the same cause")
+                _add_note(cause, f"past incident {case.id} ({case.title}) had the same cause", report=report)
             continue
         found[cid] = RankedCause(
             id=cid,
@@ -207,6 +206,15 @@ def _causes(
         )
     causes = sorted(found.values(), key=lambda c: -c.confidence)
     return causes
+
+
+def _add_note(cause: RankedCause, note: str, *, report: Report | None) -> None:
+    """Append ``note`` to the cause's evidence, never into the report's: a cause taken from the report shares
+    its evidence (copying every cause's evidence up front would mostly copy for nothing) until its first
+    note, which goes into a copy."""
+    if report is not None and any(cause.evidence is rc.evidence for rc in report.root_causes):
+        cause.evidence = _copy_evidence(cause.evidence)
+    cause.evidence.notes.append(note)
 
 
 def _copy_evidence(evidence: Evidence) -> Evidence:
@@ -221,14 +229,16 @@ def _copy_evidence(evidence: Evidence) -> Evidence:
     )
 
 
-def _learn(causes: list[RankedCause], learning: _Learning) -> list[RankedCause]:
+def _learn(causes: list[RankedCause], learning: _Learning, *, report: Report | None) -> list[RankedCause]:
     out: list[RankedCause] = []
     for cause in causes:
         if cause.id in learning.rejected:
             continue
         if cause.category in learning.rejected_categories:
             cause.confidence = round(cause.confidence * REJECTED_CATEGORY_FACTOR, 3)
-            cause.evidence.notes.append("a hypothesis of this category was rejected earlier in this session")
+            _add_note(
+                cause, "a hypothesis of this category was rejected earlier in this session", report=report
+            )
         if cause.id in learning.accepted:
             cause.status = "accepted"
             cause.confidence = round(min(0.97, cause.confidence * ACCEPTED_FACTOR), 3)
@@ -257,24 +267,49 @@ def _keep_accepted(causes: list[RankedCause], *, learning: _Learning, session: S
     return [*kept, *causes][:MAX_CAUSES]
 
 
+def _question_matches(knowledge: KnowledgeBase, query: str) -> list[SignatureMatch]:
+    """The knowledge-base matches of the question alone that are strong enough to be heard, best first."""
+    profile = EvidenceProfile(question=query, messages=[WeightedText(text=query[:2000], weight=1.0)])
+    return [m for m in knowledge.match(profile, limit=6) if m.score >= MIN_QUESTION_MATCH]
+
+
 # --- next steps ------------------------------------------------------------------------------------------
+
+
+class _StepFields(TypedDict, total=False):
+    """The keyword arguments of a :class:`NextStep` not built yet (see :func:`_steps`)."""
+
+    id: Required[str]
+    title: Required[str]
+    command: str | None
+    why: str
+    category: Category | None
+    root_cause_id: str | None
+
+
+def _signature_step_fields(
+    sig: Signature, *, cause: RankedCause | None, limit: int | None = None
+) -> list[_StepFields]:
+    """The fields of the signature's next steps (its first ``limit`` if given)."""
+    root_cause_id = cause.id if cause else None
+    return [
+        _StepFields(
+            id=step_id(sig.id, step.title),
+            title=step.title,
+            command=step.command,
+            why=step.why,
+            category=sig.category,
+            root_cause_id=root_cause_id,
+        )
+        for step in sig.next_steps[:limit]
+    ]
 
 
 def _signature_steps(
     sig: Signature, *, cause: RankedCause | None, limit: int | None = None
 ) -> list[NextStep]:
     """The signature's next steps (its first ``limit`` if given)."""
-    return [
-        NextStep(
-            id=step_id(sig.id, step.title),
-            title=step.title,
-            command=step.command,
-            why=step.why,
-            category=sig.category,
-            root_cause_id=cause.id if cause else None,
-        )
-        for step in sig.next_steps[:limit]
-    ]
+    return [NextStep(**fields) for fields in _signature_step_fields(sig, cause=cause, limit=limit)]
 
 
 def _steps(
@@ -285,16 +320,16 @@ def _steps(
     similar: Sequence[SimilarIncident],
     cases: Sequence[IncidentCase],
 ) -> list[NextStep]:
-    steps: list[NextStep] = []
+    # Candidates are gathered as fields and only the ones kept past the budget are validated into NextStep
+    # objects: about half of the candidates are cut.
+    candidates: list[_StepFields] = []
     seen: set[str] = set()
 
-    def add(step: NextStep) -> None:
-        if step.id in seen or step.id in learning.rejected:
+    def add(fields: _StepFields) -> None:
+        if fields["id"] in seen or fields["id"] in learning.rejected:
             return
-        if step.id in learning.accepted:
-            step.status = "accepted"
-        seen.add(step.id)
-        steps.append(step)
+        seen.add(fields["id"])
+        candidates.append(fields)
 
     for cause in causes:
         sig = knowledge.find(cause.signature_id) if cause.signature_id else None
@@ -302,34 +337,34 @@ def _steps(
             continue
         drill = cause.status == "accepted" or sig.id in learning.accepted_signatures
         if drill:
-            for step in _signature_steps(sig, cause=cause):
-                add(step)
+            for fields in _signature_step_fields(sig, cause=cause):
+                add(fields)
             for related in _related(knowledge, sig):
-                for step in _signature_steps(related, cause=cause)[:2]:
-                    add(step)
+                for fields in _signature_step_fields(related, cause=cause, limit=2):
+                    add(fields)
             continue
         done = learning.accepted_steps
         accepted_here = [i for i, s in enumerate(sig.next_steps) if done and step_id(sig.id, s.title) in done]
         if accepted_here:
             # The user did a step: show what follows it, plus the ones still open before it.
-            sig_steps = _signature_steps(sig, cause=cause)
+            sig_steps = _signature_step_fields(sig, cause=cause)
             after = sig_steps[accepted_here[-1] + 1 :]
-            for step in after[:STEPS_PER_CAUSE]:
-                add(step)
-            for step in sig_steps:
-                if step.id in done:
-                    add(step)
-        else:  # only the steps shown are built
+            for fields in after[:STEPS_PER_CAUSE]:
+                add(fields)
+            for fields in sig_steps:
+                if fields["id"] in done:
+                    add(fields)
+        else:  # only the steps shown are listed
             budget = STEPS_PER_CAUSE if cause is causes[0] else 2
-            for step in _signature_steps(sig, cause=cause, limit=budget):
-                add(step)
+            for fields in _signature_step_fields(sig, cause=cause, limit=budget):
+                add(fields)
     by_id = {case.id: case for case in cases}
     for hit in similar:
         case = by_id.get(hit.id)
         if case is None or hit.score < 0.3:
             continue
         add(
-            NextStep(
+            _StepFields(
                 id=step_id(f"incident:{case.id}", case.fix),
                 title=f"Try what fixed {case.id} ({case.title})",
                 command=None,
@@ -339,14 +374,23 @@ def _steps(
         )
     # Steps the user already did stay listed (marked accepted) after the open ones, outside the budget.
     limit = MAX_STEPS + 4 if any(c.status == "accepted" for c in causes) else MAX_STEPS
-    open_steps = [s for s in steps if s.status != "accepted"]
-    return open_steps[:limit] + [s for s in steps if s.status == "accepted"]
+    accepted = learning.accepted
+    open_steps = [fields for fields in candidates if fields["id"] not in accepted][:limit]
+    return [NextStep(**fields) for fields in open_steps] + [
+        _accepted_step(fields) for fields in candidates if fields["id"] in accepted
+    ]
+
+
+def _accepted_step(fields: _StepFields) -> NextStep:
+    step = NextStep(**fields)
+    step.status = "accepted"  # assigned after validation as it always was (so it joins the fields set)
+    return step
 
 
 def _related(knowledge: KnowledgeBase, sig: Signature) -> list[Signature]:
     tags = set(sig.tags)
     same = [s for s in knowledge.signatures if s.category == sig.category and s.id != sig.id]
-    same.sort(key=lambda s: -len(tags & set(s.tags)))
+    same.sort(key=lambda s: -len(tags.intersection(s.tags)))
     return same[:2]
 
 

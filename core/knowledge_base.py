@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import struct
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -29,7 +30,15 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import InputError, NotFoundError
 from core.models import Category, ParseIssue, Report, Severity
@@ -131,6 +140,10 @@ GENERIC_TERMS = frozenset(
 )  # fmt: skip
 """Words too common in logs and questions to point at one failure; keyword hits on them count for less."""
 _CAPS = {"pattern": 0.97, "exception": 0.9, "keyword": 0.5, "metric": 0.5, "question": 0.6}
+# A score multiplies what each kind of evidence leaves unexplained together in the order of _CAPS; the kinds'
+# positions in that order index the per-kind lists of a match (see _score_text_refs).
+_PATTERN, _EXCEPTION, _KEYWORD, _METRIC, _QUESTION = range(len(_CAPS))
+_CAP_BY_SLOT: Final = tuple(_CAPS.values())
 
 
 class KnowledgeFileError(InputError):
@@ -250,27 +263,11 @@ class Signature(BaseModel):
 
     def matches_any(self, texts: FoldedTexts) -> bool:
         """Whether :meth:`matches_text` holds for one of the texts (folded once for many signatures)."""
-        probes, exceptions = _text_matcher(tuple(self.patterns), tuple(self.exception_types))
-        joined = texts.joined
-        # what cannot occur in any of the texts is left out before the texts are visited one by one
-        live = [(regex, literal) for regex, literal in probes if not literal or literal in joined]
-        names = [name for name in exceptions if name in joined]
-        if not live and not names:
-            return False
-        for sample, folded in texts.samples:
-            for regex, literal in live:
-                if (not literal or literal in folded) and regex.search(sample):
-                    return True
-            for name in names:
-                if name in folded:
-                    return True
-        return False
+        return SignatureMatcher.of(self).matches_any(texts)
 
     def matches_metric(self, series: str) -> bool:
         """Whether a metric series name or key is one of the metrics this signature watches."""
-        name = fold(series)
-        pieces = _metric_pieces(tuple(condition.metric for condition in self.metric_conditions))
-        return any(map(name.__contains__, pieces))
+        return SignatureMatcher.of(self).matches_metric(series)
 
     @model_validator(mode="after")
     def _check_has_symptoms(self) -> Signature:
@@ -303,6 +300,76 @@ class FoldedTexts:
             sample = text[:MAX_TEXT_CHARS]
             samples.append((sample, fold(sample)))
         return cls(tuple(samples), "\n".join(folded for _, folded in samples))
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureMatcher:
+    """What :meth:`Signature.matches_any` and :meth:`Signature.matches_metric` test with, prepared once per
+    signature: its patterns compiled, each with its required literal (:func:`analyse_pattern`; empty when none
+    is known), its folded exception types, and the series-name pieces of its metrics (METRIC_SYNONYMS).
+
+    One check of many texts against a signature can first narrow the matcher to what occurs in them at all
+    (:meth:`within`)."""
+
+    probes: tuple[tuple[re.Pattern[str], str], ...]
+    names: tuple[str, ...]
+    metric_pieces: tuple[str, ...]
+
+    @classmethod
+    def of(cls, signature: Signature) -> SignatureMatcher:
+        return _signature_matcher(
+            tuple(signature.patterns),
+            tuple(signature.exception_types),
+            tuple(condition.metric for condition in signature.metric_conditions),
+        )
+
+    @property
+    def checks_text(self) -> bool:
+        """Whether any pattern or exception type is left: without one, :meth:`matches_any` is always False."""
+        return bool(self.probes or self.names)
+
+    def within(self, joined: str) -> SignatureMatcher:
+        """This matcher without the patterns and exception types that cannot occur in ``joined`` (folded text).
+
+        It answers :meth:`matches_any` as this one does for any texts whose folded forms all occur in
+        ``joined`` (the ``joined`` of FoldedTexts holding them and more, say): a pattern whose literal, or an
+        exception type that, is not in ``joined`` is in none of them either."""
+        probes = tuple(probe for probe in self.probes if not probe[1] or probe[1] in joined)
+        names = tuple(name for name in self.names if name in joined)
+        return SignatureMatcher(probes, names, self.metric_pieces)
+
+    def matches_any(self, texts: FoldedTexts) -> bool:
+        """Whether a pattern matches, or an exception type occurs in, one of the texts."""
+        joined = texts.joined
+        # what cannot occur in any of the texts is left out before the texts are visited one by one
+        live = [(regex, literal) for regex, literal in self.probes if not literal or literal in joined]
+        names = [name for name in self.names if name in joined]
+        if not live and not names:
+            return False
+        for sample, folded in texts.samples:
+            for regex, literal in live:
+                if (not literal or literal in folded) and regex.search(sample):
+                    return True
+            for name in names:
+                if name in folded:
+                    return True
+        return False
+
+    def matches_metric(self, series: str) -> bool:
+        """Whether a metric series name or key is one of the metrics this signature watches."""
+        return self.matches_folded_metric(fold(series))
+
+    def matches_folded_metric(self, folded_series: str) -> bool:
+        """:meth:`matches_metric` of a series name already folded (:func:`fold`)."""
+        return any(map(folded_series.__contains__, self.metric_pieces))
+
+
+@lru_cache(maxsize=4096)
+def _signature_matcher(
+    patterns: tuple[str, ...], exception_types: tuple[str, ...], metrics: tuple[str, ...]
+) -> SignatureMatcher:
+    probes = tuple((_cached_compile(pattern), analyse_pattern(pattern)[0]) for pattern in patterns)
+    return SignatureMatcher(probes, tuple(fold(name) for name in exception_types), _metric_pieces(metrics))
 
 
 @lru_cache(maxsize=4096)
@@ -567,6 +634,28 @@ def required_literals(pattern: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(literals))
 
 
+def screen_literals(pattern: str) -> tuple[str, ...]:
+    """ASCII literals one of which is in ``ignorecase_fold(text)`` whenever ``pattern`` matches ``text``
+    case-insensitively; empty when none can be shown. They are the :func:`required_literals` of the pattern,
+    or of the group it opens with when that group must match (no quantifier after it, no alternative beside
+    it): ``(environment variable|env var) \\S+ is not set``."""
+    literals = required_literals(pattern)
+    if (
+        not literals
+        and pattern.startswith("(")
+        and "(?x" not in pattern
+        and _top_level_alternatives(pattern) == 1
+    ):
+        end = _skip_group(pattern, 0)
+        if end < len(pattern) and pattern[end] not in "?*+{":
+            inner = pattern[1 : end - 1].removeprefix("?:")
+            if not inner.startswith("?"):  # lookarounds, named groups and flags are not looked into
+                literals = required_literals(inner)
+    if all(literal.isascii() for literal in literals):
+        return literals
+    return ()
+
+
 _WHOLE_GROUP_RE = re.compile(r"(?:\\b|\^)?\((?:\?:)?(?!\?)(.*)\)", re.DOTALL)  # plain or (?:...) groups only
 # The only characters outside ASCII that re.IGNORECASE equates with an ASCII letter.
 _IGNORECASE_ASCII = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
@@ -599,12 +688,21 @@ class _Probe:
     grams: tuple[_Gram, ...]  # a few 4-byte pieces of the literal, checked before scanning for it
 
 
+_RefKind = Literal["pattern", "keyword", "exception", "question"]
+
+
 @dataclass(frozen=True, slots=True)
 class _Ref:
-    kind: Literal["pattern", "keyword", "exception", "question"]
+    kind: _RefKind
     probe: int
     label: str
     strength: float
+    slot: int  # the kind's position in _CAPS
+    folded_label: str  # fold(label), for exception types
+
+
+def _ref(kind: _RefKind, probe: int, label: str, strength: float) -> _Ref:
+    return _Ref(kind, probe, label, strength, list(_CAPS).index(kind), fold(label))
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,6 +712,8 @@ class _CompiledSignature:
     exception_names: tuple[tuple[str, str, bool], ...]  # (folded full name, folded simple name, dotted)
     metrics: tuple[tuple[MetricCondition, tuple[str, ...]], ...]
     tags: tuple[str, ...]
+    pattern_refs: tuple[_Ref, ...] = ()  # the refs of kind "pattern", then the others, each in refs order
+    other_refs: tuple[_Ref, ...] = ()
 
 
 @dataclass(slots=True)
@@ -625,6 +725,8 @@ class _Hit:
     best_weight: float = -1.0
     in_question: bool = False
     mask: int = 0  # bit i set when message i matched; bit len(messages) for the question
+    factor: float = 1.0  # how much its evidence counts (_evidence_factor; 1.0 for the question)
+    where: str | None = None  # the end of its explanations, written once (see _describe)
 
 
 @dataclass(slots=True)
@@ -632,13 +734,13 @@ class _ProbeTable:
     probes: list[_Probe] = field(default_factory=list)
     index: dict[tuple[str, bool], int] = field(default_factory=dict)
 
-    def add(self, regex_source: str, literal: str, *, question_only: bool) -> int:
-        key = (regex_source, question_only)
+    def add(self, regex: _Regex, literal: str, *, question_only: bool) -> int:
+        key = (regex.source, question_only)
         found = self.index.get(key)
         if found is not None:
             return found
         self.probes.append(
-            _Probe(_cached_compile(regex_source), literal, question_only, _sample_grams(literal))
+            _Probe(_cached_compile(regex.compiled), literal, question_only, _sample_grams(literal))
         )
         self.index[key] = len(self.probes) - 1
         return len(self.probes) - 1
@@ -688,17 +790,37 @@ def _cached_compile(source: str) -> re.Pattern[str]:
     return re.compile(source, re.IGNORECASE)
 
 
-@lru_cache(maxsize=4096)
-def _text_matcher(
-    patterns: tuple[str, ...], exception_types: tuple[str, ...]
-) -> tuple[tuple[tuple[re.Pattern[str], str], ...], tuple[str, ...]]:
-    """A signature's patterns compiled with their required literals, and its folded exception names."""
-    probes = tuple((_cached_compile(pattern), analyse_pattern(pattern)[0]) for pattern in patterns)
-    return probes, tuple(fold(name) for name in exception_types)
+@dataclass(frozen=True, slots=True)
+class _Regex:
+    """A probe's regex as written (which identifies the probe) and the equivalent form that is compiled."""
+
+    source: str
+    compiled: str
+
+    @classmethod
+    def plain(cls, source: str) -> _Regex:
+        return cls(source, source)
+
+    @classmethod
+    def bounded(cls, text: str, *, not_after: str, then: str) -> _Regex:
+        """``text`` (as is, not a regex) where no character of the class ``not_after`` precedes it, followed by
+        the regex ``then``: ``(?<!C)text...``. It is compiled as ``text(?<!Ctext)...``, which matches at the
+        same places: the lookbehind re-reads the text just matched, so it only tests the character before it,
+        and at the start of the string it does not fit, as the leading one does not. A regex that starts with
+        a literal gives up at once at most positions; one that starts with a lookbehind runs it at each."""
+        escaped = re.escape(text)
+        return cls(
+            f"(?<!{not_after}){escaped}{then}",
+            f"{escaped}(?<!{not_after}{escaped}){then}",
+        )
 
 
-def _word_regex(word: str) -> str:
-    return r"(?<!\w)" + re.escape(word) + r"(?:s|es)?(?!\w)"
+def _word_regex(word: str) -> _Regex:
+    return _Regex.bounded(word, not_after=r"\w", then=r"(?:s|es)?(?!\w)")
+
+
+def _exception_regex(name: str) -> _Regex:
+    return _Regex.bounded(name, not_after=r"[\w.$]", then=r"(?![\w$])")
 
 
 def _ascii_literal(word: str) -> str:
@@ -729,30 +851,40 @@ def _compile_all(signatures: Sequence[Signature]) -> tuple[list[_Probe], list[_C
         for pattern in signature.patterns:
             literal, literal_count = analyse_pattern(pattern)
             strength = _PATTERN_BASE + _PATTERN_SPAN * min(1.0, literal_count / _PATTERN_FULL_LITERAL)
-            refs.append(_Ref("pattern", table.add(pattern, literal, question_only=False), pattern, strength))
+            probe = table.add(_Regex.plain(pattern), literal, question_only=False)
+            refs.append(_ref("pattern", probe, pattern, strength))
         for word in signature.keywords:
             probe = table.add(_word_regex(word), _ascii_literal(word), question_only=False)
             strength = _KEYWORD_BASE * _idf(keyword_df[word.lower()]) * _generic_factor(word)
-            refs.append(_Ref("keyword", probe, word, strength))
+            refs.append(_ref("keyword", probe, word, strength))
         names: list[tuple[str, str, bool]] = []
         for exception in signature.exception_types:
             dotted = "." in exception
             simple = exception.rsplit(".", 1)[-1]
             names.append((fold(exception), fold(simple), dotted))
-            regex = r"(?<![\w.$])" + re.escape(exception) + r"(?![\w$])"
             strength = _EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE
-            probe = table.add(regex, _ascii_literal(exception), question_only=False)
-            refs.append(_Ref("exception", probe, exception, strength))
+            probe = table.add(_exception_regex(exception), _ascii_literal(exception), question_only=False)
+            refs.append(_ref("exception", probe, exception, strength))
         for word in signature.question_keywords:
             probe = table.add(_word_regex(word), _ascii_literal(word), question_only=True)
             strength = _QUESTION_BASE * _idf(question_df[word.lower()]) * _generic_factor(word)
-            refs.append(_Ref("question", probe, word, strength))
+            refs.append(_ref("question", probe, word, strength))
         metrics = tuple(
             (condition, METRIC_SYNONYMS.get(condition.metric.lower(), (condition.metric.lower(),)))
             for condition in signature.metric_conditions
         )
         tags = tuple(tag for tag in signature.tags if len(tag) >= 4)
-        compiled.append(_CompiledSignature(signature, tuple(refs), tuple(names), metrics, tags))
+        compiled.append(
+            _CompiledSignature(
+                signature,
+                tuple(refs),
+                tuple(names),
+                metrics,
+                tags,
+                pattern_refs=tuple(ref for ref in refs if ref.kind == "pattern"),
+                other_refs=tuple(ref for ref in refs if ref.kind != "pattern"),
+            )
+        )
     return table.probes, compiled
 
 
@@ -778,41 +910,54 @@ def _evidence_factor(weight: float, max_weight: float) -> float:
 
 
 def _score_text_refs(
-    compiled: _CompiledSignature, hits: Sequence[_Hit | None], *, max_weight: float
-) -> tuple[dict[str, list[float]], list[str], AbstractSet[str]]:
-    """Strengths per symptom kind from the probes that hit, their explanations, and the (folded) exception
-    types found in the text.
+    compiled: _CompiledSignature, hits: Sequence[_Hit | None]
+) -> tuple[list[list[float]], list[str], AbstractSet[str]]:
+    """Strengths per symptom kind (indexed as in _CAPS) from the probes that hit, their explanations, and the
+    (folded) exception types found in the text.
 
     Patterns are taken strongest first; one that only hits lines an earlier pattern explained counts for
     less. A keyword that only hits lines a pattern explained adds nothing: it is the same evidence again.
     """
-    parts: dict[str, list[float]] = {kind: [] for kind in _CAPS}
+    parts: list[list[float]] = [[], [], [], [], []]
     matched: list[str] = []
-    scored: list[tuple[float, _Ref, _Hit]] = []
-    for ref in compiled.refs:
+    patterns: list[tuple[float, _Ref, _Hit]] = []
+    for ref in compiled.pattern_refs:
         hit = hits[ref.probe]
         if hit is not None:
-            factor = 1.0 if hit.in_question else _evidence_factor(hit.weight, max_weight)
-            scored.append((ref.strength * factor, ref, hit))
+            patterns.append((ref.strength * hit.factor, ref, hit))
     covered = 0
-    for strength, ref, hit in sorted(
-        (item for item in scored if item[1].kind == "pattern"), key=lambda item: -item[0]
-    ):
-        parts["pattern"].append(strength if hit.mask & ~covered else strength * _REPEAT_FACTOR)
-        covered |= hit.mask
-        matched.append(_describe(ref, hit))
+    if patterns:
+        if len(patterns) > 1:
+            patterns.sort(key=_minus_strength)  # stable: equal strengths keep the signature's order
+        pattern_values = parts[_PATTERN]
+        for strength, ref, hit in patterns:
+            pattern_values.append(strength if hit.mask & ~covered else strength * _REPEAT_FACTOR)
+            covered |= hit.mask
+            matched.append(_describe(ref, hit))
     seen_exceptions: set[str] = set()
-    for strength, ref, hit in scored:
-        if ref.kind == "pattern" or (ref.kind == "keyword" and not hit.mask & ~covered):
+    for ref in compiled.other_refs:
+        hit = hits[ref.probe]
+        if hit is None or (ref.slot == _KEYWORD and not hit.mask & ~covered):
             continue
-        if ref.kind == "exception":
-            seen_exceptions.add(fold(ref.label))
-        parts[ref.kind].append(strength)
+        if ref.slot == _EXCEPTION:
+            seen_exceptions.add(ref.folded_label)
+        parts[ref.slot].append(ref.strength * hit.factor)
         matched.append(_describe(ref, hit))
     return parts, matched, seen_exceptions
 
 
+def _minus_strength(item: tuple[float, _Ref, _Hit]) -> float:
+    return -item[0]
+
+
 _NO_EXCEPTIONS: frozenset[str] = frozenset()
+_NO_PARTS: list[list[float]] = [
+    [],
+    [],
+    [],
+    [],
+    [],
+]  # the parts of a match without text evidence: never changed
 
 
 def _describe(ref: _Ref, hit: _Hit) -> str:
@@ -820,8 +965,11 @@ def _describe(ref: _Ref, hit: _Hit) -> str:
         if ref.kind == "question":
             return f"question mentions '{ref.label}'"
         return f"{ref.kind} '{ref.label}' in the question"
-    amount = f"x{hit.count}" if hit.counted else f"weight {hit.weight:.3g}"
-    return f"{ref.kind} '{ref.label}' in '{_snippet(hit.best_text)}' ({amount})"
+    where = hit.where
+    if where is None:  # the same for every signature the hit explains: written once
+        amount = f"x{hit.count}" if hit.counted else f"weight {hit.weight:.3g}"
+        where = hit.where = f"in '{_snippet(hit.best_text)}' ({amount})"
+    return f"{ref.kind} '{ref.label}' {where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -897,38 +1045,41 @@ class _MetricProbe:
     strength: float
 
 
-_Note = str | tuple[str, MetricSignal]  # an explanation, or a metric condition and the signal that met it
+_Note = str | tuple[str, "_Signal"]  # an explanation, or a metric condition and the signal that met it
 
 
 def _note_text(note: _Note) -> str:
     if isinstance(note, str):
         return note
     metric, signal = note
-    return f"metric '{metric}' {signal.direction}: '{_snippet(signal.name)}' (score {signal.score:.3g})"
+    return f"metric '{metric}' {signal.said}"
 
 
 def _metrics_met(
     conditions: Sequence[_MetricProbe], named: Sequence[Sequence[_Signal]]
-) -> tuple[list[float], list[_Note]]:
-    """The strength of each metric condition that an anomalous signal meets (its strongest), with notes;
+) -> tuple[float | None, list[_Note]]:
+    """What a signature's metric conditions leave of its score unexplained (the cap on the noisy-or of the
+    strongest signal each condition meets; None when none is met), with notes on the signals that met them.
     ``named`` holds the signals whose names match each synonym group."""
     values: list[float] = []
     notes: list[_Note] = []
     for condition in conditions:
-        best: tuple[float, MetricSignal] | None = None
+        best: tuple[float, _Signal] | None = None
         for item in named[condition.group]:
-            signal = item.signal
-            if condition.direction != "any" and signal.direction not in (condition.direction, "none"):
+            direction = item.signal.direction
+            if condition.direction != "any" and direction not in (condition.direction, "none"):
                 continue
             strength = condition.strength
-            strength *= 0.5 if signal.direction == "none" else 1.0
+            strength *= 0.5 if direction == "none" else 1.0
             strength *= item.factor
             if best is None or strength > best[0]:
-                best = (strength, signal)
+                best = (strength, item)
         if best is not None:
             values.append(best[0])
             notes.append((condition.metric, best[1]))
-    return values, notes
+    if not values:
+        return None, notes
+    return 1.0 - min(_CAP_BY_SLOT[_METRIC], _noisy_or(values)), notes
 
 
 def _tagged(tag: str, services: Sequence[tuple[str, str]]) -> str | None:
@@ -941,6 +1092,12 @@ class _Signal:
     signal: MetricSignal
     folded: str
     factor: float  # the evidence factor of its score against the strongest signal of the call
+    said: str  # the end of a note on a condition it meets: direction, name and score
+
+    @classmethod
+    def of(cls, signal: MetricSignal, *, max_score: float) -> _Signal:
+        said = f"{signal.direction}: '{_snippet(signal.name)}' (score {signal.score:.3g})"
+        return cls(signal, fold(signal.name), _evidence_factor(signal.score, max_score), said)
 
 
 def _metric_index(
@@ -982,11 +1139,18 @@ class KnowledgeBase:
         self.signatures: list[Signature] = list(signatures)
         self.issues: list[ParseIssue] = list(issues)
         self._by_id = {signature.id: signature for signature in self.signatures}
+        self._matchers = {signature.id: SignatureMatcher.of(signature) for signature in self.signatures}
         self._probes, self._compiled = _compile_all(self.signatures)
         self._prefilter = _Prefilter.build(self._probes)
         # log messages never hit question-only probes: their own prefilter leaves them out
         self._log_prefilter = _Prefilter.build(self._probes, which="log")
         self._question_only_prefilter = _Prefilter.build(self._probes, which="question")
+        # probes without one required literal, screened by any of several (see _run_probes)
+        self._screens = {
+            index: literals
+            for index, probe in enumerate(self._probes)
+            if not probe.literal and (literals := screen_literals(probe.regex.pattern))
+        }
         by_probe: list[list[int]] = [[] for _ in self._probes]
         for index, compiled in enumerate(self._compiled):
             for probe in sorted({ref.probe for ref in compiled.refs}):
@@ -1044,6 +1208,12 @@ class KnowledgeBase:
         """The signature with this id, or None."""
         return self._by_id.get(signature_id)
 
+    def matcher(self, signature: Signature) -> SignatureMatcher:
+        """``SignatureMatcher.of(signature)``, prepared at load time for the signatures of this base."""
+        if self._by_id.get(signature.id) is signature:
+            return self._matchers[signature.id]
+        return SignatureMatcher.of(signature)
+
     def for_category(self, category: Category) -> list[Signature]:
         return [signature for signature in self.signatures if signature.category is category]
 
@@ -1056,10 +1226,9 @@ class KnowledgeBase:
         folded = [fold(text) for text in texts]
         max_weight = max((message.weight for message in messages), default=0.0)
         question = evidence.question[:MAX_TEXT_CHARS]
-        corpus = "\n".join(folded)
 
         hits, hit_probes = self._run_probes(
-            messages, texts=texts, folded=folded, corpus=corpus, question=question
+            messages, texts=texts, folded=folded, question=question, max_weight=max_weight
         )
 
         reported = [
@@ -1067,10 +1236,7 @@ class KnowledgeBase:
             for name in evidence.exception_types
         ]
         max_metric = max((signal.score for signal in evidence.metric_anomalies), default=0.0)
-        signals = [
-            _Signal(signal, fold(signal.name), _evidence_factor(signal.score, max_metric))
-            for signal in evidence.metric_anomalies
-        ]
+        signals = [_Signal.of(signal, max_score=max_metric) for signal in evidence.metric_anomalies]
         services = [(service, fold(service)) for service in evidence.services]
 
         # Only signatures that something in the evidence can give a score are visited.
@@ -1078,68 +1244,91 @@ class KnowledgeBase:
         for probe in hit_probes:
             with_text.update(self._signatures_by_probe[probe])
         candidates = set(with_text)
+        # a superset of the signatures a reported exception can score (one of theirs has the same full or
+        # simple name): the exact rule is applied below
+        by_reported: set[int] = set()
         for _, name_full, name_simple, _ in reported:
-            # a superset of the signatures a reported exception can score: the exact rule is applied below
-            candidates.update(self._by_exception.get(name_full, ()))
-            candidates.update(self._by_exception.get(name_simple, ()))
+            by_reported.update(self._by_exception.get(name_full, ()))
+            by_reported.update(self._by_exception.get(name_simple, ()))
+        candidates.update(by_reported)
         named: list[list[_Signal]] = []
         if signals:
+            # a piece in one signal's name is in all the names joined: most groups are ruled out at once
+            everything = "\n".join(s.folded for s in signals)
             for group, synonyms in enumerate(self._synonym_groups):
+                if not any(map(everything.__contains__, synonyms)):
+                    named.append([])
+                    continue
                 found = [s for s in signals if any(map(s.folded.__contains__, synonyms))]
                 named.append(found)
                 if found:
                     candidates.update(self._signatures_by_group[group])
 
         # Explanations of metric hits and tags are only written for the matches returned.
-        scored: list[tuple[float, list[str], list[_Note], Signature]] = []
+        scored: list[tuple[float, int, str, list[str], Sequence[_Note], Signature]] = []
         tagged: dict[str, str | None] = {}
-        metrics_met: dict[int, tuple[list[float], list[_Note]]] = {}
+        metrics_met: dict[int, tuple[float | None, list[_Note]]] = {}
         for index in sorted(candidates):
-            notes: list[_Note] = []
             compiled = self._compiled[index]
             if index in with_text:
-                parts, matched, seen_exceptions = _score_text_refs(compiled, hits, max_weight=max_weight)
-            else:  # only the kinds that can still get evidence, in the order of _CAPS
-                parts, matched, seen_exceptions = {"exception": [], "metric": []}, [], _NO_EXCEPTIONS
-            if reported:
+                parts, matched, seen_exceptions = _score_text_refs(compiled, hits)
+            else:
+                parts, matched, seen_exceptions = _NO_PARTS, [], _NO_EXCEPTIONS
+            if index in by_reported:
+                if parts is _NO_PARTS:
+                    parts = [[], [], [], [], []]
                 for full, simple, dotted in compiled.exception_names:
                     if full in seen_exceptions:
                         continue  # already counted from the log text; the report names the same exception
                     for name, name_full, name_simple, name_dotted in reported:
                         same = full == name_full or (simple == name_simple and not (dotted and name_dotted))
                         if same:
-                            parts["exception"].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
+                            parts[_EXCEPTION].append(_EXCEPTION_QUALIFIED if dotted else _EXCEPTION_SIMPLE)
                             matched.append(f"exception '{_snippet(name)}' reported")
                             break
+            notes: Sequence[_Note] = ()
+            metric_left: float | None = None
             if named:
                 conditions = self._metric_conditions[index]  # interned: equal conditions are one tuple
                 met = metrics_met.get(id(conditions))
                 if met is None:
                     met = metrics_met[id(conditions)] = _metrics_met(conditions, named)
-                parts["metric"].extend(met[0])
-                notes.extend(met[1])
-            # Kinds without evidence add a factor of exactly 1.0 to the product: leaving them out is exact.
+                metric_left, notes = met
+            # 1 - score: what each kind with evidence leaves unexplained, multiplied in the order of _CAPS (a kind
+            # without evidence would multiply by exactly 1.0: leaving it out is exact).
             remaining = 1.0
-            for kind, values in parts.items():
-                if values:
-                    remaining *= 1.0 - min(_CAPS[kind], _noisy_or(values))
+            for slot in (_PATTERN, _EXCEPTION, _KEYWORD):
+                if parts[slot]:
+                    remaining *= 1.0 - min(_CAP_BY_SLOT[slot], _noisy_or(parts[slot]))
+            if metric_left is not None:
+                remaining *= metric_left
+            if parts[_QUESTION]:
+                remaining *= 1.0 - min(_CAP_BY_SLOT[_QUESTION], _noisy_or(parts[_QUESTION]))
             score = 1.0 - remaining
             if score <= 0.0:
                 continue
-            for tag in compiled.tags:
-                if tag not in tagged:
-                    tagged[tag] = _tagged(tag, services)
-                service = tagged[tag]
-                if service is not None:
-                    score = _noisy_or((score, _TAG_BONUS))
-                    notes.append(f"service '{service}' matches tag '{tag}'")
-                    break
-            scored.append((min(1.0, score), matched, notes, compiled.signature))
-        scored.sort(key=lambda item: (-item[0], -len(item[1]) - len(item[2]), item[3].id))
-        return [
-            SignatureMatch(signature=signature, score=score, matched=matched + [_note_text(n) for n in notes])
-            for score, matched, notes, signature in scored[:limit]
-        ]
+            if services:  # with no services no tag can name one
+                for tag in compiled.tags:
+                    if tag not in tagged:
+                        tagged[tag] = _tagged(tag, services)
+                    service = tagged[tag]
+                    if service is not None:
+                        score = _noisy_or((score, _TAG_BONUS))
+                        notes = [*notes, f"service '{service}' matches tag '{tag}'"]
+                        break
+            signature = compiled.signature
+            # best score first, then the match with more explanations, then by id (ids are unique)
+            scored.append(
+                (-min(1.0, score), -len(matched) - len(notes), signature.id, matched, notes, signature)
+            )
+        scored.sort(key=_rank_key)
+        # validated as one list: a quarter cheaper than one SignatureMatch(...) at a time, the same models
+        return _MATCH_LIST.validate_python(
+            [
+                {"signature": signature, "score": -score, "matched": matched + [_note_text(n) for n in notes]}
+                for score, _, _, matched, notes, signature in scored[:limit]
+            ]
+        )
 
     def _run_probes(
         self,
@@ -1147,25 +1336,38 @@ class KnowledgeBase:
         *,
         texts: Sequence[str],
         folded: Sequence[str],
-        corpus: str,
         question: str,
+        max_weight: float,
     ) -> tuple[list[_Hit | None], list[int]]:
         """Each probe's hit (None where it missed), and the indexes of the probes that hit."""
         probes = self._probes
         hits: list[_Hit | None] = [None] * len(probes)
         hit_probes: list[int] = []
+        corpus = "\n".join(folded)
         corpus_grams = _grams(corpus) if messages else set()
         if messages:
+            low_ascii: list[str] | None = None  # ignorecase_fold of each message, made when first needed
+            starts: list[int] = []  # where each folded message begins in the corpus
+            start = 0
+            for low in folded:
+                starts.append(start)
+                start += len(low) + 1
             for probe_index in self._log_prefilter.candidates(text=corpus, grams=corpus_grams):
                 probe = probes[probe_index]
-                literal = probe.literal
                 regex = probe.regex
                 hit: _Hit | None = None
-                for index, (message, text, low) in enumerate(zip(messages, texts, folded, strict=True)):
-                    if literal and literal not in low:
-                        continue
+                screen = self._screens.get(probe_index)
+                if screen is None:
+                    indexes = _containing(probe.literal, folded=folded, corpus=corpus, starts=starts)
+                else:  # a regex can only match a message that holds one of its screen literals
+                    if low_ascii is None:
+                        low_ascii = [ignorecase_fold(text) for text in texts]
+                    indexes = [i for i, low in enumerate(low_ascii) if any(map(low.__contains__, screen))]
+                for index in indexes:
+                    text = texts[index]
                     if regex.search(text) is None:
                         continue
+                    message = messages[index]
                     if hit is None:
                         hit = _Hit()
                     hit.mask |= 1 << index
@@ -1177,6 +1379,7 @@ class KnowledgeBase:
                         hit.best_weight = message.weight
                         hit.best_text = text
                 if hit is not None:
+                    hit.factor = _evidence_factor(hit.weight, max_weight)
                     hits[probe_index] = hit
                     hit_probes.append(probe_index)
         if question:
@@ -1193,6 +1396,36 @@ class KnowledgeBase:
                     hits[probe_index] = _Hit(in_question=True, mask=question_mask)
                     hit_probes.append(probe_index)
         return hits, hit_probes
+
+
+_MATCH_LIST: Final = TypeAdapter(list[SignatureMatch])
+
+
+def _rank_key(item: tuple[float, int, str, list[str], Sequence[_Note], Signature]) -> tuple[float, int, str]:
+    return item[0], item[1], item[2]
+
+
+def _containing(literal: str, *, folded: Sequence[str], corpus: str, starts: Sequence[int]) -> Sequence[int]:
+    """The indexes, in order, of the folded messages that contain ``literal`` (all of them when it is empty).
+
+    ``corpus`` is the messages joined by newlines and ``starts`` where each begins in it. A literal without a
+    newline cannot span two messages, so searching the corpus finds the same messages as testing each one,
+    with a search per message that holds the literal instead of one per message.
+    """
+    if not literal:
+        return range(len(folded))
+    if "\n" in literal:
+        return [index for index, low in enumerate(folded) if literal in low]
+    found: list[int] = []
+    last = len(starts) - 1
+    position = corpus.find(literal)
+    while position >= 0:
+        index = bisect_right(starts, position) - 1
+        found.append(index)
+        if index == last:
+            break
+        position = corpus.find(literal, starts[index + 1])
+    return found
 
 
 # ---------------------------------------------------------------------------------------- loading

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,66 +130,100 @@ class LogTable:
 
     def add(self, record: LogRecord, *, service: str | None = None) -> None:
         """Add one record; ``service`` names its service when the record itself does not."""
+        self.add_all((record,), service=service)
+
+    def add_all(
+        self,
+        records: Iterable[LogRecord],
+        *,
+        service: str | None = None,
+        own_services: Counter[str | None] | None = None,
+    ) -> None:
+        """Add records in order, each as :meth:`add` would; ``service`` names the service of those that do
+        not name their own, and ``own_services`` (when given) counts the names they give themselves.
+
+        This is the hot path: the table's arrays, dicts and the miner are looked up once per call rather
+        than once per record, and the count of timestamped records is kept in a local until the end."""
+        mine = self.miner.add
+        append_ts = self.ts.append
+        append_cluster = self.cluster.append
+        append_severity = self.severity.append
+        append_service = self.service.append
+        append_component = self.component.append
+        service_index = self._service_index
+        component_index = self._component_index
+        clusters = self.clusters
+        sources = self.sources
+        all_hosts = self.hosts
+        all_error_hosts = self.error_hosts
         position = len(self.cluster)
-        cluster = self.miner.add(record.message)
-        timestamp = record.timestamp
-        has_ts = timestamp is not None
-        if timestamp is not None:
-            ts = timestamp.timestamp()
-            self.with_timestamp += 1
-        else:
-            ts = math.nan
-        severity = int(record.severity)
-        name = record.service or service
-        sid = self._service_index.get(name or NO_SERVICE)
-        if sid is None:
-            sid = self.service_id(name)
-        logger_name = record.logger
-        component = self._component_index.get(logger_name or NO_SERVICE)
-        if component is None:
-            component = self.component_id(logger_name)
-        self.component.append(component)
-        self.ts.append(ts)
-        self.cluster.append(cluster)
-        self.severity.append(severity)
-        self.service.append(sid)
-        self.sources[record.source] += 1
-        where = record.pod or record.host
-        if where:
-            hosts = self.hosts.get(sid)
-            if hosts is None:
-                hosts = self.hosts[sid] = Counter()
-            if len(hosts) < 500 or where in hosts:
-                hosts[where] += 1
-            if severity >= _ERROR:
-                errs = self.error_hosts.get(sid)
-                if errs is None:
-                    errs = self.error_hosts[sid] = Counter()
-                if len(errs) < 500 or where in errs:
-                    errs[where] += 1
+        timestamped = 0
+        try:
+            for record in records:
+                if own_services is not None:
+                    own_services[record.service] += 1
+                cluster = mine(record.message)
+                timestamp = record.timestamp
+                has_ts = timestamp is not None
+                if timestamp is not None:
+                    ts = timestamp.timestamp()
+                    timestamped += 1
+                else:
+                    ts = math.nan
+                severity = int(record.severity)
+                name = record.service or service
+                sid = service_index.get(name or NO_SERVICE)
+                if sid is None:
+                    sid = self.service_id(name)
+                logger_name = record.logger
+                component = component_index.get(logger_name or NO_SERVICE)
+                if component is None:
+                    component = self.component_id(logger_name)
+                append_component(component)
+                append_ts(ts)
+                append_cluster(cluster)
+                append_severity(severity)
+                append_service(sid)
+                sources[record.source] += 1
+                where = record.pod or record.host
+                if where:
+                    hosts = all_hosts.get(sid)
+                    if hosts is None:
+                        hosts = all_hosts[sid] = Counter()
+                    if len(hosts) < 500 or where in hosts:
+                        hosts[where] += 1
+                    if severity >= _ERROR:
+                        errs = all_error_hosts.get(sid)
+                        if errs is None:
+                            errs = all_error_hosts[sid] = Counter()
+                        if len(errs) < 500 or where in errs:
+                            errs[where] += 1
 
-        stats = self.clusters.get(cluster)
-        if stats is None:
-            stats = self.clusters[cluster] = ClusterStats(first_pos=position)
-        stats.count += 1
-        stats.services[sid] += 1
-        stats.severity = max(stats.severity, severity)
-        if has_ts:
-            stats.first_ts = min(stats.first_ts, ts)
-            stats.last_ts = max(stats.last_ts, ts)
-        notable = severity >= _WARN or record.lines > 1
-        if len(stats.examples) < MAX_EXAMPLES and (notable or not stats.examples):
-            stats.examples.append(_evidence(record))
+                stats = clusters.get(cluster)
+                if stats is None:
+                    stats = clusters[cluster] = ClusterStats(first_pos=position)
+                stats.count += 1
+                stats.services[sid] += 1
+                stats.severity = max(stats.severity, severity)
+                if has_ts:
+                    stats.first_ts = min(stats.first_ts, ts)
+                    stats.last_ts = max(stats.last_ts, ts)
+                notable = severity >= _WARN or record.lines > 1
+                if len(stats.examples) < MAX_EXAMPLES and (notable or not stats.examples):
+                    stats.examples.append(_evidence(record))
 
-        if record.attributes:
-            self._note_version(record, sid=sid, ts=ts, position=position)
+                if record.attributes:
+                    self._note_version(record, sid=sid, ts=ts, position=position)
 
-        if notable:
-            info = exception_of(record.message)
-            if info is not None:
-                self._add_exception(
-                    info, record=record, ts=ts, service=sid, cluster=cluster, position=position
-                )
+                if notable:
+                    info = exception_of(record.message)
+                    if info is not None:
+                        self._add_exception(
+                            info, record=record, ts=ts, service=sid, cluster=cluster, position=position
+                        )
+                position += 1
+        finally:
+            self.with_timestamp += timestamped
 
     def _note_version(self, record: LogRecord, *, sid: int, ts: float, position: int) -> None:
         attributes = record.attributes

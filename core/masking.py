@@ -24,7 +24,9 @@ looks at which digit stands where ("0x" and a Kubernetes name's generated suffix
 :func:`digit_values_matter`), so a new number, address, time or ``key=value`` of a known shape costs one
 dict lookup. On a cache miss, :func:`fast_mask` tries the common shapes with one combined expression before
 the step-by-step classification; the two agree wherever the fast one answers (a property test holds them
-together). This is the hot path of mining.
+together). Classified tokens are also kept in one bounded cache shared by every Masker of the process, so
+a new miner (one per analysis) does not classify the tokens earlier ones have seen again. This is the
+hot path of mining.
 """
 
 from __future__ import annotations
@@ -365,6 +367,28 @@ def fast_mask(token: str) -> str | None:
     return f"{token[: match.start(kind)]}<{kind}>{token[match.end(kind) :]}"
 
 
+# Results of _classify shared by every Masker in the process, by token. A Masker lives as long as its
+# miner, and an analysis makes a new miner, so without this every request would classify its tokens from
+# scratch; a result is a function of the token alone, so sharing it changes nothing but the cost. Bounded,
+# and cleared when full (a lost entry is only recomputed); dict reads and writes are atomic under the GIL.
+SHARED_CACHE_SIZE: Final = 20_000
+_shared_classified: dict[str, tuple[str, bool]] = {}
+
+
+def _classify(token: str, has_digits: bool) -> tuple[str, bool]:
+    """The masked ``token`` and whether the result may be cached by the places of its digits (it has
+    digits, the result keeps none and no digit's value matters). ``has_digits``: the token has an ASCII
+    digit 1-9 (Masker._miss's test). Remembered in the shared cache."""
+    masked = fast_mask(token)
+    if masked is None:
+        masked = mask_token(token)[0]
+    result = (masked, has_digits and _DIGITS.isdisjoint(masked) and not digit_values_matter(token))
+    if len(_shared_classified) >= SHARED_CACHE_SIZE:
+        _shared_classified.clear()
+    _shared_classified[token] = result
+    return result
+
+
 class Masker:
     """Masks token lists, with a bounded cache of token results (the hot path of template mining)."""
 
@@ -391,19 +415,21 @@ class Masker:
     def _miss(self, token: str) -> str:
         if token.isdigit() and token.isascii():
             return "<NUM>"  # not cached: every number would take a place in the cache
-        encoded = token.encode("utf-8", "surrogatepass")
-        places = encoded.translate(_BYTE_DIGITS_TO_ZERO)
-        has_digits = places != encoded
-        if has_digits:
-            found = self._by_digit_places.get(places)
-            if found is not None:
-                return found
-        masked = fast_mask(token)
-        if masked is None:
-            masked = mask_token(token)[0]
-        if has_digits and _DIGITS.isdisjoint(masked) and not digit_values_matter(token):
+        known = _shared_classified.get(token)  # (a token another miner of this process has seen)
+        if known is None:
+            encoded = token.encode("utf-8", "surrogatepass")
+            places = encoded.translate(_BYTE_DIGITS_TO_ZERO)
+            has_digits = places != encoded
+            if has_digits:
+                found = self._by_digit_places.get(places)
+                if found is not None:
+                    return found
+            known = _classify(token, has_digits)
+        masked, by_places = known
+        if by_places:
             # Whether a token has a "0x" or a Kubernetes name suffix with digits depends only on where its
             # digits are, so every token that finds this key passes the same test.
+            places = token.encode("utf-8", "surrogatepass").translate(_BYTE_DIGITS_TO_ZERO)
             if len(self._by_digit_places) >= self._cache_size:
                 self._by_digit_places.clear()
             self._by_digit_places[places] = masked

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -234,7 +235,25 @@ def _word_features(word: str) -> tuple[str, tuple[str, ...]]:
     return stemmed, ("w:" + stemmed, *("k:" + concept for concept in concepts))
 
 
-_BUCKET_CACHE_SIZE = 200_000
+@lru_cache(maxsize=65536)
+def _token_features(token: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Everything one token contributes to :func:`text_features`, memoised as a whole: its identifier
+    features, the ``w:``/``k:`` features of its words (in order), and the stem of each of its words with
+    ``""`` for a stop word (the bigram chain runs across tokens, so bigrams are formed per text)."""
+    identifier, words = _token_parts(token)
+    word_features: list[str] = []
+    stems: list[str] = []
+    for word in words:
+        if word in _STOP_WORDS:
+            stems.append("")  # a stop word breaks a bigram
+            continue
+        stemmed, features = _word_features(word)
+        stems.append(stemmed)
+        word_features.extend(features)
+    return identifier, tuple(word_features), tuple(stems)
+
+
+_FEATURE_TABLE_SIZE = 200_000
 
 
 def _signed_bucket(feature: str, dimension: int) -> tuple[int, float]:
@@ -243,31 +262,81 @@ def _signed_bucket(feature: str, dimension: int) -> tuple[int, float]:
     return index, sign * _weight(feature)
 
 
+# 1 + ln(tf) for the usual counts, computed with math.log: numpy's log may differ from it in the last bit
+_TF_FACTORS = np.array([math.nan, 1.0, *(1.0 + math.log(tf) for tf in range(2, 256))])
+
+
+def _tf_factors(counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+    """``1 + ln(tf)`` for each count (all at least 2), exactly as ``1.0 + math.log(tf)`` gives it."""
+    if int(counts.max()) < len(_TF_FACTORS):
+        return _TF_FACTORS[counts]
+    return np.array([1.0 + math.log(tf) for tf in counts.tolist()])
+
+
+class _FeatureTable:
+    """Each feature seen, numbered in order of arrival, with its bucket and signed weight in numpy arrays at
+    that number, so that a text's features become bucket and weight arrays by one fancy index each instead
+    of a Python step per feature. Bounded: it starts afresh past ``_FEATURE_TABLE_SIZE`` features.
+
+    An embedder may be used from several threads at once (inline on the event loop and in worker threads),
+    so :meth:`lookup` holds a lock: the numbering, the arrays and a reset must be seen together."""
+
+    def __init__(self, dimension: int) -> None:
+        self._dimension = dimension
+        self._lock = threading.Lock()
+        self._numbers: dict[str, int] = {}
+        self._buckets = np.zeros(1024, dtype=np.intp)
+        self._weights = np.zeros(1024, dtype=np.float64)
+
+    def lookup(self, features: Iterable[str]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The bucket and the signed weight of each of ``features`` (new arrays, in order)."""
+        with self._lock:
+            if len(self._numbers) > _FEATURE_TABLE_SIZE:
+                self._numbers.clear()
+            try:  # usually every feature is known already: one dict lookup each, in C
+                numbers = list(map(self._numbers.__getitem__, features))
+            except KeyError:
+                numbers = [self._number(feature) for feature in features]
+            positions = np.array(numbers, dtype=np.intp)
+            return self._buckets[positions], self._weights[positions]
+
+    def _number(self, feature: str) -> int:
+        number = self._numbers.get(feature)
+        if number is None:
+            number = len(self._numbers)
+            if number == len(self._buckets):
+                self._buckets = np.concatenate([self._buckets, np.zeros_like(self._buckets)])
+                self._weights = np.concatenate([self._weights, np.zeros_like(self._weights)])
+            self._buckets[number], self._weights[number] = _signed_bucket(feature, self._dimension)
+            self._numbers[feature] = number
+        return number
+
+
 def text_features(text: str) -> Counter[str]:
     """The features of a text with their counts (exposed so tests and tools can see why two texts are close).
 
     Prefixes: ``w:`` stemmed word, ``b:`` bigram of stemmed words, ``k:`` concept, ``i:`` whole identifier,
     ``c:`` character n-gram of an identifier.
     """
-    counts: Counter[str] = Counter()
+    return Counter(_feature_sequence(text))
+
+
+def _feature_sequence(text: str) -> list[str]:
+    """Every feature occurrence of ``text`` in a fixed order: the identifier features of each token, then the
+    word features of each word, then the bigrams. The order is part of the embedding: the first occurrences
+    order the features of :func:`text_features`, and features that share a bucket are summed in that order,
+    which decides the last bit of the float sum."""
+    identifiers: list[str] = []
     words: list[str] = []
+    stems: list[str] = []
     for token in _TOKEN_RE.findall(text):
-        features, token_words = _token_parts(token)
-        if features:
-            counts.update(features)
-        words.extend(token_words)
-    kept: list[str] = []
-    for word in words:
-        if word in _STOP_WORDS:
-            kept.append("")  # a stop word breaks a bigram
-            continue
-        stemmed, features = _word_features(word)
-        kept.append(stemmed)
-        counts.update(features)
-    for first, second in itertools.pairwise(kept):
-        if first and second:
-            counts[f"b:{first} {second}"] += 1
-    return counts
+        token_identifiers, token_words, token_stems = _token_features(token)
+        identifiers += token_identifiers
+        words += token_words
+        stems += token_stems
+    identifiers += words
+    identifiers += [f"b:{first} {second}" for first, second in itertools.pairwise(stems) if first and second]
+    return identifiers
 
 
 def _weight(feature: str) -> float:
@@ -289,30 +358,24 @@ class HashedEmbedder:
             raise InputError(f"HashedEmbedder dimension must be at least 16, got {dimension}")
         self.dimension = dimension
         self.name = f"hashed-v1-{dimension}"
-        # feature → (bucket, signed weight): a plain dict lookup is cheaper than hashing again
-        self._buckets: dict[str, tuple[int, float]] = {}
+        self._features = _FeatureTable(dimension)
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            features = text_features(text)
+            occurrences = _feature_sequence(text)
+            features = Counter(occurrences)  # as text_features(text), without building the sequence twice
             if not features:
                 continue
-            indexes: list[int] = []
-            values: list[float] = []
-            buckets = self._buckets
-            if len(buckets) > _BUCKET_CACHE_SIZE:
-                buckets.clear()
-            for feature, tf in features.items():
-                cached = buckets.get(feature)
-                if cached is None:
-                    cached = buckets[feature] = _signed_bucket(feature, self.dimension)
-                index, signed_weight = cached
-                indexes.append(index)
-                values.append(signed_weight if tf == 1 else signed_weight * (1.0 + math.log(tf)))
-            # one vectorised scatter-add (features that share a bucket add up) instead of a numpy item
-            # update per feature
-            out[row] = np.bincount(indexes, weights=values, minlength=self.dimension)
+            buckets, values = self._features.lookup(features)
+            if len(occurrences) != len(features):  # some features occur more than once
+                counts = np.fromiter(features.values(), dtype=np.intp, count=len(features))
+                repeated = np.flatnonzero(counts != 1)
+                # the weight of a feature seen tf times is scaled by 1 + ln(tf) (one float64 product each)
+                values[repeated] *= _tf_factors(counts[repeated])
+            # one vectorised scatter-add (features that share a bucket add up, in feature order) instead of a
+            # numpy item update per feature
+            out[row] = np.bincount(buckets, weights=values, minlength=self.dimension)
         return normalize_rows(out)
 
 
@@ -382,12 +445,13 @@ class ExactIndex:
         take = min(top_k, rows.size)
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best], kind="stable")]
+        items = self._items
+        # tolist() turns the rows and float32 scores into Python ints and floats at once, as int() and float()
+        # would one by one
         hits: list[SearchHit] = []
-        for position in best:
-            item = self._items[int(rows[position])]
-            hits.append(
-                SearchHit(id=item.id, kind=item.kind, score=float(scores[position]), metadata=item.metadata)
-            )
+        for row, score in zip(rows[best].tolist(), scores[best].tolist(), strict=True):
+            item = items[row]
+            hits.append(SearchHit(id=item.id, kind=item.kind, score=score, metadata=item.metadata))
         return hits
 
     async def delete(self, ids: Sequence[str], *, namespace: str) -> None:

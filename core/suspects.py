@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from core.knowledge_base import ignorecase_fold
 from core.logtable import NO_SERVICE, LogTable
@@ -119,6 +120,7 @@ def rank_suspects(
     dependencies: Counter[str] = Counter()
     dependency_blamers: dict[str, Counter[str]] = defaultdict(Counter)
     patterns = {s: _service_pattern(s) for s in services}
+    known = tuple(services)
     dns_service = next((s for s in services if "dns" in s.lower()), None)
 
     # Errors per service, who they blame, and what they name.
@@ -135,18 +137,9 @@ def rank_suspects(
                 fields.append(head.group(0))
             if len(lines) > 1:
                 texts.append(lines[-1])
-        blob = "\n".join(texts)
-        victim = _mentions_any(ignorecase_fold(blob), _VICTIM_ANCHORS) and _VICTIM.search(blob) is not None
-        named = {s for s in services if patterns[s].search(blob)}
-        peers: set[str] = set()
-        if dns_service is not None and _DNS_FAILURE.search(blob):
-            named.add(dns_service)  # a name that does not resolve is the resolver's failure, not the name's
-        for peer in _peers(blob, fields="\n".join(fields), dns_service=dns_service):
-            service = _peer_service(peer, services)
-            if service is None:
-                peers.add(peer)
-            else:
-                named.add(service)
+        victim, named, peers = _read_blob(
+            "\n".join(texts), fields="\n".join(fields), services=known, dns_service=dns_service
+        )
         counts = stats.services if window is None else window.get(cid, {})
         for sid, count in counts.items():
             name = table.services[sid]
@@ -343,6 +336,28 @@ def _reason(name: str, f: _Facts, *, share: float, earliness: float, t0: float) 
     return f"{name}: " + "; ".join(parts) if parts else f"{name}: warnings only"
 
 
+@lru_cache(maxsize=2048)  # (keys hold a cluster's template and examples: a few kB at most each)
+def _read_blob(
+    blob: str, *, fields: str, services: tuple[str, ...], dns_service: str | None
+) -> tuple[bool, frozenset[str], frozenset[str]]:
+    """What the text of one template cluster says, as :func:`rank_suspects` reads it: whether it reads
+    like a victim's error, the known ``services`` it names, and the peers it names that are none of them.
+    A function of its arguments alone, kept for the templates that come back request after request."""
+    victim = _mentions_any(ignorecase_fold(blob), _VICTIM_ANCHORS) and _VICTIM.search(blob) is not None
+    named = {s for s in services if _service_pattern(s).search(blob)}
+    peers: set[str] = set()
+    if dns_service is not None and _DNS_FAILURE.search(blob):
+        named.add(dns_service)  # a name that does not resolve is the resolver's failure, not the name's
+    for peer in _peers(blob, fields=fields, dns_service=dns_service):
+        service = _peer_service(peer, services)
+        if service is None:
+            peers.add(peer)
+        else:
+            named.add(service)
+    return victim, frozenset(named), frozenset(peers)
+
+
+@lru_cache(maxsize=1024)
 def _service_pattern(service: str) -> re.Pattern[str]:
     name = re.escape(service.lower())
     return re.compile(

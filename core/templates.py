@@ -41,7 +41,8 @@ import logging
 import operator
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from core.masking import DIGIT_BEFORE_X as _DIGIT_BEFORE_X
@@ -65,8 +66,9 @@ _FOLD_DIGITS = bytes.maketrans(b"0123456789", b"0121222222")
 # that stored a key holds for every message that finds it.
 _FOLD_ALL_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
 _ASCII_DIGIT = re.compile(r"[0-9]")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
 _K8S_PLACEHOLDER = "<K8S_NAME>"
-_K = TypeVar("_K", bytes, tuple[str, ...])  # the key of a fast-path cache
+_K = TypeVar("_K", bytes, str | tuple[str, ...])  # the key of a fast-path cache
 
 
 def _suffix_runs_with_letters(message: str) -> bool:
@@ -92,37 +94,60 @@ _KEY_CONTINUATIONS = frozenset("=.-+:")
 
 
 def _hex_stand_in(match: re.Match[str]) -> str:
-    text = match.group()
-    size = len(text)
+    return _stand_in_at(match.string, match.start(), match.end())
+
+
+def _stand_in_at(message: str, start: int, end: int) -> str:
+    """The stand-in of the hex value ``message[start:end]`` (a ``_HEX_VALUE`` match)."""
+    text = message[start:end]
+    size = end - start
     if size == 36 and text[8] == "-":
         letters = len(text.encode("ascii").translate(None, _DIGIT_BYTES)) - 4  # four dashes
         if letters in (0, 32):
             return text
-        return f"{_stand_in_start(match, text)}000000a-0000-0000-0000-000000000000"
-    letters = len(text.encode("ascii").translate(None, _DIGIT_BYTES))  # a run without dashes
-    if letters < 2 or size - letters < 2:
-        return text
-    return f"{_stand_in_start(match, text)}0a0a{'0' * (size - 5)}"
+        tail = "000000a-0000-0000-0000-000000000000"
+    else:
+        letters = len(text.encode("ascii").translate(None, _DIGIT_BYTES))  # a run without dashes
+        if letters < 2 or size - letters < 2:
+            return text
+        tail = "0a0a" + "0" * (size - 5)
+    # The first character: whether the value starts with a letter counts at the start of a key, URL scheme
+    # or identifier (one of "=.-+:" follows).
+    following = message[end : end + 1]
+    if text[0] > "9" and following and following in _KEY_CONTINUATIONS:
+        return "a" + tail
+    return "0" + tail
 
 
-def _stand_in_start(match: re.Match[str], text: str) -> str:
-    """The first character of a stand-in: whether the value starts with a letter counts at the start of a
-    key, URL scheme or identifier (one of "=.-+:" follows)."""
-    if text[0] <= "9":
-        return "0"
-    end = match.end()
-    following = match.string[end : end + 1]
-    return "a" if following and following in _KEY_CONTINUATIONS else "0"
+def _hex_stand_ins(message: str, classes: bytes, start: int) -> str:
+    """``_HEX_VALUE.sub(_hex_stand_in, message)`` for an ASCII message whose ``_HEX_CLASSES`` translation
+    is ``classes`` and whose first eight hex characters in a row start at ``start``.
 
-
-def _hex_stand_ins(message: str, start: int) -> str:
-    """``_HEX_VALUE.sub(_hex_stand_in, message)`` for a message whose first eight hex characters in a row
-    start at character ``start``: no hex value starts before them, and the one character before them (not
-    a hex character, or they would start there) is all the look-behind needs, so only the rest is searched."""
-    if start <= 1:
-        return _HEX_VALUE.sub(_hex_stand_in, message)
-    cut = start - 1
-    return message[:cut] + _HEX_VALUE.sub(_hex_stand_in, message[cut:])
+    A value the regex takes starts where a run of hex characters starts (its look-behind rules out a hex
+    character before it) and the run is at least eight long; it ends where the run ends (no word
+    character may follow it, and hex characters are word characters). So ``sub``'s left-to-right scan
+    can only match at the starts of such runs: only those are tried, with ``match`` at that position
+    (the look-behind still sees the character before it), and a run that does not match is skipped whole.
+    """
+    pieces: list[str] = []
+    done = 0
+    at = start
+    while at >= 0:
+        found = _HEX_VALUE.match(message, at)
+        if found is None:
+            end = classes.find(b".", at)  # where this run ends
+            if end < 0:
+                break
+        else:
+            end = found.end()
+            pieces.append(message[done:at])
+            pieces.append(_stand_in_at(message, at, end))
+            done = end
+        at = classes.find(_HEX_RUN, end)
+    if not pieces:
+        return message
+    pieces.append(message[done:])
+    return "".join(pieces)
 
 
 def template_id_for(template: str) -> str:
@@ -139,21 +164,51 @@ def first_line(message: str) -> str:
 
 def _is_word(token: str) -> bool:
     """A constant token that carries meaning: it has a letter and no placeholder."""
-    return "<" not in token and any(c.isalpha() for c in token)
+    if "<" in token:
+        return False
+    if token.isascii():  # the ASCII letters are the only ASCII characters str.isalpha accepts
+        return _ASCII_LETTER.search(token) is not None
+    return any(c.isalpha() for c in token)
+
+
+@lru_cache(maxsize=4096)
+def _word_positions(tokens: tuple[str, ...]) -> tuple[int, ...]:
+    """Where a template's words are (see _is_word); kept per template, as the same ones come back in
+    request after request (each analysis has a new miner)."""
+    return tuple(i for i, token in enumerate(tokens) if _is_word(token))
 
 
 class _Cluster:
-    __slots__ = ("count", "last", "tokens", "words")
+    __slots__ = ("count", "last", "text", "tid", "tokens", "words")
 
     def __init__(self, tokens: tuple[str, ...], *, count: int, last: int) -> None:
-        self.tokens = tokens
-        self.words = tuple(i for i, token in enumerate(tokens) if _is_word(token))
+        self.retemplate(tokens)
         self.count = count
         self.last = last
 
     def retemplate(self, tokens: tuple[str, ...]) -> None:
         self.tokens = tokens
-        self.words = tuple(i for i, token in enumerate(tokens) if _is_word(token))
+        self.words = _word_positions(tokens)
+        # The template text and id, made when first asked for (the report and every detector ask for
+        # them, often many times per cluster) and dropped with the tokens they were made from.
+        self.text: str | None = None
+        self.tid: str | None = None
+
+    def template(self) -> str:
+        text = self.text
+        if text is None:
+            text = self.text = " ".join(self.tokens)
+        return text
+
+
+# The texts of a message at some spans: a string for one span, a tuple of strings for several.
+_NamesAt = Callable[[str], str | tuple[str, ...]]
+
+
+def _names_at(spans: list[tuple[int, int]]) -> _NamesAt:
+    """The texts of a message at ``spans`` (at least one) in one C call: ``itemgetter`` of slices takes
+    ``message[start:end]`` for each. One key type per entry (the spans are fixed per entry)."""
+    return operator.itemgetter(*[slice(start, end) for start, end in spans])
 
 
 def _bucket_key(tokens: tuple[str, ...]) -> tuple[int, str]:
@@ -198,7 +253,8 @@ class TemplateMiner:
         self._folded_all: dict[bytes, int] = {}
         self._folded_hex: dict[bytes, int] = {}
         # Messages with Kubernetes generated names: folded text -> (where the names are, names -> cluster).
-        self._named: dict[bytes, tuple[tuple[tuple[int, int], ...], dict[tuple[str, ...], int]]] = {}
+        # (the names as _names_at gives them: a string for one name, a tuple for several)
+        self._named: dict[bytes, tuple[_NamesAt, dict[str | tuple[str, ...], int]]] = {}
         self._named_size = 0
         self._next_id = 0
         self._tick = 0
@@ -212,26 +268,34 @@ class TemplateMiner:
             message = message[: message.index("\n")]
         encoded = message.encode("utf-8", "surrogatepass")
         folded_all = encoded.translate(_FOLD_ALL_DIGITS)
-        cid = self._hit(self._folded_all, folded_all)
-        if cid is not None:
-            return cid
+        # (a membership test first: most messages of a stream with pod names miss here, and a miss then
+        # costs no method call; _hit still decides every hit)
+        if folded_all in self._folded_all:
+            cid = self._hit(self._folded_all, folded_all)
+            if cid is not None:
+                return cid
         if self._folded:  # (empty unless messages with "0x" places came)
             cid = self._hit(self._folded, encoded.translate(_FOLD_DIGITS))
             if cid is not None:
                 return cid
         folded_hex = b""
         stand_in = message
-        first_hex = encoded.translate(_HEX_CLASSES).find(_HEX_RUN)  # cheap test before the regex
+        classes = encoded.translate(_HEX_CLASSES)
+        first_hex = classes.find(_HEX_RUN)  # cheap test before the regex
         if first_hex >= 0:
-            stand_in = _hex_stand_ins(message, first_hex if len(encoded) == len(message) else 0)
+            if len(encoded) == len(message):  # ASCII: byte offsets are character offsets
+                stand_in = _hex_stand_ins(message, classes, first_hex)
+            else:
+                stand_in = _HEX_VALUE.sub(_hex_stand_in, message)
         if stand_in != message:
             folded_hex = stand_in.encode("utf-8", "surrogatepass").translate(_FOLD_ALL_DIGITS)
-            cid = self._hit(self._folded_hex, folded_hex)
-            if cid is not None:
-                return cid
+            if folded_hex in self._folded_hex:
+                cid = self._hit(self._folded_hex, folded_hex)
+                if cid is not None:
+                    return cid
         named = self._named.get(folded_hex or folded_all) if self._named else None
         if named is not None:
-            cid = self._hit(named[1], tuple([message[start:end] for start, end in named[0]]))
+            cid = self._hit(named[1], named[0](message))
             if cid is not None:
                 return cid
         shape = self._masker.shape(tokenize(message))
@@ -299,8 +363,8 @@ class TemplateMiner:
             self._named_size = 0
         named = self._named.get(key)
         if named is None:
-            named = self._named[key] = (tuple(spans), {})
-        names = tuple([message[start:end] for start, end in spans])
+            named = self._named[key] = (_names_at(spans), {})
+        names = _names_at(spans)(message)
         if names not in named[1]:
             self._named_size += 1
         named[1][names] = cid
@@ -411,12 +475,18 @@ class TemplateMiner:
         """The current template text of ``cluster``, with ``<NAME>`` placeholders."""
         live = self._clusters.get(cluster)
         if live is not None:
-            return " ".join(live.tokens)
+            return live.template()
         return self._retired_text(cluster).replace("\n", " ")
 
     def template_id(self, cluster: int) -> str:
         """The stable id of the current template of ``cluster``."""
-        return template_id_for(self.template(cluster))
+        live = self._clusters.get(cluster)
+        if live is None:
+            return template_id_for(self.template(cluster))
+        tid = live.tid
+        if tid is None:
+            tid = live.tid = template_id_for(live.template())
+        return tid
 
     def count(self, cluster: int) -> int:
         """How many messages ``cluster`` has taken."""

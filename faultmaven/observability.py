@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -125,9 +125,13 @@ class Metrics:
 class Tracing:
     """A tracer bound to this service's provider, plus a helper for one span per engine stage."""
 
-    def __init__(self, provider: TracerProvider, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, provider: TracerProvider, *, metrics: Metrics | None = None, exporting: bool = True
+    ) -> None:
+        """``exporting``: whether spans go anywhere. When they don't, the tracer is a no-op one: a span
+        nobody can see is not worth its cost on every request (stage latencies are still measured)."""
         self.provider = provider
-        self.tracer: Tracer = provider.get_tracer("faultmaven")
+        self.tracer: Tracer = provider.get_tracer("faultmaven") if exporting else NoOpTracer()
         self._metrics = metrics
 
     @contextmanager
@@ -171,7 +175,7 @@ def setup_tracing(
     service_name: str = "faultmaven",
 ) -> Tracing:
     """A private tracer provider: spans go to ``exporter`` if given, else to the OTLP/HTTP collector at
-    ``settings.otlp_endpoint``, else nowhere (spans are still created, so ids propagate in logs)."""
+    ``settings.otlp_endpoint``, else nowhere (then no spans are made at all)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is None and settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -181,4 +185,4 @@ def setup_tracing(
         log.info("exporting traces over OTLP/HTTP", extra={"otlp_url": url})
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    return Tracing(provider, metrics=metrics)
+    return Tracing(provider, metrics=metrics, exporting=exporter is not None)

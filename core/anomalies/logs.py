@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -53,7 +54,13 @@ class Timeline:
     def to_time(self, value: float) -> datetime | None:
         if self.basis != "timestamps" or not math.isfinite(value):
             return None
-        return datetime.fromtimestamp(value, UTC)
+        return _utc_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _utc_time(value: float) -> datetime:
+    """``datetime.fromtimestamp(value, UTC)``, kept: reports ask for the same few moments many times."""
+    return datetime.fromtimestamp(value, UTC)
 
 
 def build_timeline(table: LogTable) -> Timeline:
@@ -110,8 +117,8 @@ def error_bursts(table: LogTable, timeline: Timeline) -> list[Burst]:
     out: list[Burst] = []
     for level, low, high in (("error", ERROR, 255), ("warning", WARN, ERROR - 1)):
         mask = (cols.severity >= low) & (cols.severity <= high)
-        if not mask.any():
-            continue
+        if np.count_nonzero(mask) < MIN_BURST_COUNT:
+            continue  # no service can reach MIN_BURST_COUNT records at this level
         # records per (service, bucket): one bincount over the flattened cell index (np.add.at is slow)
         cells = cols.service[mask].astype(np.int64) * timeline.buckets + bucket[mask]
         size = len(table.services) * timeline.buckets
@@ -120,8 +127,9 @@ def error_bursts(table: LogTable, timeline: Timeline) -> list[Burst]:
             .astype(np.int64, copy=False)
             .reshape(len(table.services), timeline.buckets)
         )
+        totals = per.sum(axis=1).tolist()  # (one call, not one per service)
         for sid, counts in enumerate(per):
-            if counts.sum() < MIN_BURST_COUNT:
+            if totals[sid] < MIN_BURST_COUNT:
                 continue
             out.extend(_bursts_in(counts, service=table.services[sid], level=level, timeline=timeline))
     return out
@@ -400,8 +408,10 @@ _CRASH_SCREEN = tuple(
 )
 
 
+@lru_cache(maxsize=4096)
 def _crash_kind(text: str) -> str | None:
-    """:func:`core.stacktraces.crash_signature`, with each pattern screened by its literals first."""
+    """:func:`core.stacktraces.crash_signature`, with each pattern screened by its literals first. Kept
+    per text: templates and their examples come back request after request."""
     folded: str | None = None
     for name, pattern, literals in _CRASH_SCREEN:
         if literals:

@@ -31,6 +31,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -596,8 +597,17 @@ class _Rule:
     limit: float
 
 
+_NAME_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+@lru_cache(maxsize=1024)
+def _name_tokens(name: str) -> frozenset[str]:
+    """The lowercase words of a series name (kept per name: the same series come back)."""
+    return frozenset(_NAME_SEPARATORS.split(name.lower()))
+
+
 def _rule_for(series: MetricSeries, value: float) -> _Rule | None:
-    tokens = set(re.split(r"[^a-z0-9]+", series.name.lower()))
+    tokens = _name_tokens(series.name)
     unit = series.unit
     if tokens & {"error", "errors", "5xx", "failure", "failures", "fail"} and tokens & {
         "rate",

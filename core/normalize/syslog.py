@@ -62,6 +62,11 @@ def _level_in_message(fields: Fields, message: str) -> None:
 
 def parse_rfc3164(line: str, full: bool = True) -> Fields | None:
     """``<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed for lonvick on /dev/pts/8``."""
+    if line[:1].isdigit() and line.find(":", 19) < 0:
+        # A line opening with a digit can only be the ISO form (a month name starts with a letter, a
+        # priority with "<"), which needs "tag:" after the host; the ISO date and time take 19 characters
+        # (its own colons come before), so with no ":" after them the answer is None (spares the regex).
+        return None
     match = _RFC3164.match(line)
     if match is None:
         return None

@@ -9,6 +9,7 @@ waits for another writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -48,6 +49,9 @@ T = TypeVar("T")
 SESSIONS_FILE = "sessions.sqlite3"
 HISTORY_FILE = "history.sqlite3"
 _PURGE_EVERY_WRITES = 200
+# inline writes between passive WAL checkpoints (a session row is a few pages; SQLite's own default is
+# a checkpoint per 1000 pages)
+_CHECKPOINT_EVERY_WRITES = 200
 
 
 def _iso(value: datetime) -> str:
@@ -55,9 +59,19 @@ def _iso(value: datetime) -> str:
 
 
 class _Database:
-    """One connection, used by one call at a time."""
+    """One connection for the store's worker thread, used by one call at a time; with ``inline`` also a second
+    connection for short calls made on the event loop itself.
 
-    def __init__(self, path: Path, *, name: str, synchronous: str, timeout_seconds: float) -> None:
+    A hop to the worker thread and back costs more than a small transaction (and the thread's GIL hand-offs
+    slow the event loop): a call marked ``inline`` runs on the loop's connection, which never waits for a lock
+    (busy timeout 0) and never checkpoints (no fsync on the loop). When another process holds the write lock,
+    the call goes to the worker thread instead, which waits up to the busy timeout. Only stores whose commits
+    do not fsync (``synchronous=NORMAL`` in WAL mode) use this; checkpoints run on the worker thread.
+    """
+
+    def __init__(
+        self, path: Path, *, name: str, synchronous: str, timeout_seconds: float, inline: bool = False
+    ) -> None:
         self.path = path
         self.name = name
         self._synchronous = synchronous
@@ -66,17 +80,33 @@ class _Database:
         # One thread per database: calls queue here in order and a burst never ties up shared workers.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
         self._conn: sqlite3.Connection | None = None
+        self._with_inline = inline
+        self._inline: sqlite3.Connection | None = None
+        self._inline_writes = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
-    def _connect(self, migrations_prefix: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _open_connection(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, timeout=self._timeout_seconds, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
         try:
             _enable_wal(conn, timeout_seconds=self._timeout_seconds)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute(f"PRAGMA busy_timeout={int(self._timeout_seconds * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect(self, migrations_prefix: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open_connection(busy_timeout_ms=int(self._timeout_seconds * 1000))
+        try:
             apply_sqlite_migrations(conn, migrations_prefix)
+            if self._with_inline:
+                inline = self._open_connection(busy_timeout_ms=0)
+                inline.execute("PRAGMA wal_autocheckpoint=0")
+                self._inline = inline
         except BaseException:
             conn.close()
             raise
@@ -86,8 +116,29 @@ class _Database:
         await self.run(lambda _conn: None, op="open", connect_prefix=migrations_prefix)
 
     async def run(
-        self, fn: Callable[[sqlite3.Connection], T], *, op: str, connect_prefix: str | None = None
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        op: str,
+        connect_prefix: str | None = None,
+        inline: bool = False,
+        writes: bool = True,
     ) -> T:
+        """``fn(connection)`` on the worker thread; with ``inline``, first on the event loop's connection.
+        ``fn`` must leave nothing behind when it fails (``_write`` rolls its transaction back), since a busy
+        inline attempt is run again on the worker thread. ``writes`` says whether an inline call may have
+        written (writes count towards the next checkpoint)."""
+        if inline and self._inline is not None:
+            try:
+                result = fn(self._inline)
+            except sqlite3.Error as exc:
+                if not _is_busy(exc):
+                    raise self._unusable(exc, op=op) from exc
+            else:
+                if writes:
+                    self._count_inline_write()
+                return result
+
         def call() -> T:
             with self._lock:
                 if connect_prefix is not None:
@@ -103,25 +154,48 @@ class _Database:
             raise DependencyError(f"The {self.name} store is closed.", detail=op) from None
         try:
             return await future
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unusable(exc, op=op) from exc
+
+    def _unusable(self, exc: OSError | sqlite3.Error, *, op: str) -> DependencyError:
+        if isinstance(exc, OSError):
             log.error(
                 "sqlite file unusable", extra={"store": self.name, "op": op, "error": type(exc).__name__}
             )
-            raise DependencyError(
+            return DependencyError(
                 f"The {self.name} store at {self.path} cannot be used: {exc.strerror or type(exc).__name__}.",
                 detail=f"{op}: {type(exc).__name__}",
-            ) from exc
-        except sqlite3.Error as exc:
-            log.error(
-                "sqlite call failed",
-                extra={"store": self.name, "op": op, "error": type(exc).__name__},
             )
-            raise DependencyError(
-                f"The {self.name} store is unavailable; try again shortly.",
-                detail=f"{op}: {type(exc).__name__}",
-            ) from exc
+        log.error("sqlite call failed", extra={"store": self.name, "op": op, "error": type(exc).__name__})
+        return DependencyError(
+            f"The {self.name} store is unavailable; try again shortly.",
+            detail=f"{op}: {type(exc).__name__}",
+        )
+
+    def _count_inline_write(self) -> None:
+        """Every _CHECKPOINT_EVERY_WRITES inline writes, a passive checkpoint on the worker thread (the
+        inline connection never checkpoints, so its commits never fsync on the event loop)."""
+        self._inline_writes += 1
+        if self._inline_writes % _CHECKPOINT_EVERY_WRITES or (
+            self._checkpoint is not None and not self._checkpoint.done()
+        ):
+            return
+        self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        # a failure is logged by run(); the next checkpoint (or SQLite's own, on the worker's commits) catches up
+        with contextlib.suppress(DependencyError):
+            await self.run(
+                lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), op="checkpoint"
+            )
 
     async def close(self) -> None:
+        inline, self._inline = self._inline, None
+        if inline is not None:
+            inline.close()
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+
         def call() -> None:
             with self._lock:
                 if self._conn is not None:
@@ -140,6 +214,12 @@ class _Database:
             return await self.run(lambda conn: conn.execute("SELECT 1").fetchone() == (1,), op="ping")
         except DependencyError:
             return False
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _enable_wal(conn: sqlite3.Connection, *, timeout_seconds: float) -> None:
@@ -177,7 +257,7 @@ class SqliteSessionStore:
         self._db = db
         self._ttl_seconds = ttl_seconds
         self._writes = 0
-        # saves of concurrent requests share one transaction and one hop to the database thread
+        # saves of concurrent requests share one transaction (and one hop, when it goes to the worker thread)
         self._session_batches: GroupCommit[tuple[str, str, float]] = GroupCommit(self._write_sessions)
 
     @classmethod
@@ -186,7 +266,10 @@ class SqliteSessionStore:
     ) -> SqliteSessionStore:
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
-        db = _Database(path, name="session", synchronous="NORMAL", timeout_seconds=timeout_seconds)
+        # NORMAL: WAL commits do not fsync, so short calls can run inline on the event loop (see _Database).
+        db = _Database(
+            path, name="session", synchronous="NORMAL", timeout_seconds=timeout_seconds, inline=True
+        )
         await db.open("sqlite_sessions_")
         return cls(db, ttl_seconds=ttl_seconds)
 
@@ -197,6 +280,8 @@ class SqliteSessionStore:
                 "SELECT body FROM sessions WHERE id = ? AND expires_at > ?", (session_id, now)
             ).fetchone(),
             op="get_session",
+            inline=True,
+            writes=False,
         )
         if row is None:
             return None
@@ -221,14 +306,15 @@ class SqliteSessionStore:
                 if purge:
                     _purge_expired(conn, time.time())
 
-        await self._db.run(call, op="save_session")
+        # a purge may delete many rows: the worker thread's job, not the event loop's
+        await self._db.run(call, op="save_session", inline=not purge)
 
     async def delete_session(self, session_id: str) -> None:
         def call(conn: sqlite3.Connection) -> None:
             with _write(conn):
                 conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
-        await self._db.run(call, op="delete_session")
+        await self._db.run(call, op="delete_session", inline=True)
 
     async def claim_idempotency_key(self, key: str, *, ttl_seconds: int) -> bool:
         if ttl_seconds < 1:
@@ -245,7 +331,7 @@ class SqliteSessionStore:
                 )
                 return cursor.rowcount == 1
 
-        return await self._db.run(call, op="claim_idempotency_key")
+        return await self._db.run(call, op="claim_idempotency_key", inline=True)
 
     async def hit_rate_limit(self, key: str, *, limit: int, window_seconds: int) -> RateDecision:
         if limit < 1 or window_seconds < 1:
@@ -276,7 +362,7 @@ class SqliteSessionStore:
                 retry_after_seconds=0.0 if allowed else max(0.0, window_end - now),
             )
 
-        return await self._db.run(call, op="hit_rate_limit")
+        return await self._db.run(call, op="hit_rate_limit", inline=True)
 
     async def ping(self) -> bool:
         return await self._db.ping()

@@ -480,3 +480,50 @@ async def test_malformed_urls_are_named_without_echoing_them() -> None:
             "postgresql://fm:s3cret@db:notaport/fm", keyring=KeyRing.from_spec(KEY_OLD)
         )
     assert "s3cret" not in info.value.user_message
+
+
+async def test_sqlite_call_waits_on_the_worker_thread_while_another_process_writes(tmp_path: Path) -> None:
+    """Short session calls run on the event loop's own connection, which never waits for a lock: while
+    another connection (another worker process) holds the write lock, the call goes to the store's thread
+    and waits there, and the event loop keeps serving."""
+    path = tmp_path / "data" / SESSIONS_FILE
+    store = await SqliteSessionStore.open(path, ttl_seconds=60)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert (await store.hit_rate_limit("user:U1", limit=5, window_seconds=60)).remaining == 4
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE rate_windows SET hits = 3 WHERE key = 'user:U1'")
+        hit = asyncio.create_task(store.hit_rate_limit("user:U1", limit=5, window_seconds=60))
+        saved = asyncio.create_task(store.save_session(make_session("sess-while-locked")))
+        ticks = 0
+        for _ in range(10):  # the loop is free meanwhile
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not hit.done() and not saved.done()
+        other.execute("COMMIT")
+        decision = await asyncio.wait_for(hit, timeout=5)
+        await asyncio.wait_for(saved, timeout=5)
+        # the call ran after the other writer's commit, on its count: nothing was lost or counted twice
+        assert decision.allowed and decision.remaining == 1
+        loaded = await store.get_session("sess-while-locked")
+        assert loaded is not None and loaded.turns[0].user_id == "U024BE7LH"
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_sqlite_inline_writes_are_checkpointed_so_the_wal_stays_bounded(tmp_path: Path) -> None:
+    """The event loop's connection never checkpoints (a checkpoint fsyncs); the store's thread does, so a
+    stream of small writes (rate-limit hits, which never trigger the session purge) keeps the WAL small."""
+    path = tmp_path / "data" / SESSIONS_FILE
+    store = await SqliteSessionStore.open(path, ttl_seconds=3600)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        for number in range(4000):  # each a commit of its own: without checkpoints the WAL grows to ~50 MB
+            await store.hit_rate_limit(f"user:U{number}", limit=10, window_seconds=60)
+            if number % 100 == 99:
+                await asyncio.sleep(0.02)  # let a due checkpoint run on the worker thread
+        assert wal.stat().st_size < 16 * 1024 * 1024
+        assert (await store.hit_rate_limit("user:U3999", limit=10, window_seconds=60)).remaining == 8
+    finally:
+        await store.close()

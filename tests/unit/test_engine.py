@@ -398,3 +398,20 @@ def test_an_accepted_cause_stays_the_working_hypothesis() -> None:
     assert again.id == ca.id and again.status == "accepted"
     assert again.confidence == kept.confidence, "no compounding from turn to turn"
     assert again.evidence.notes.count(engine.CARRIED_NOTE) <= 1
+
+
+# --- the question alone ------------------------------------------------------------------------------------
+
+X509_QUESTION = "billing calls fail with x509: certificate has expired or is not yet valid"
+
+
+def _query_only(question: str, kb: KnowledgeBase) -> str:
+    answer = engine.answer(Question(user_id="u", query=question), session=Session(id="s-memo"), knowledge=kb)
+    return answer.model_dump_json(exclude={"created_at"})
+
+
+def test_question_matches_are_not_shared_between_knowledge_bases() -> None:
+    full = KnowledgeBase.load()
+    without_tls = KnowledgeBase([s for s in full.signatures if s.category is not Category.TLS_CERTIFICATE])
+    assert "tls_certificate" in _query_only(X509_QUESTION, full)
+    assert "tls_certificate" not in _query_only(X509_QUESTION, without_tls)

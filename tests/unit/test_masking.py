@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import masking
 from core.masking import PLACEHOLDER_RE, Masker, fast_mask, fill, mask, mask_token, tokenize
 
 
@@ -139,6 +140,25 @@ def test_masker_cache_gives_the_same_shape_and_stays_bounded() -> None:
     assert len(masker._shapes) <= 8
 
 
+def test_classifications_are_shared_between_maskers(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = tokenize(
+        "job 7731 took 12ms on worker-3 host=10.0.0.7:8080 id=5f0c2a9e web-7d9f8b6c4-x2kqp done"
+    )
+    expected = tuple(mask_token(t)[0] for t in tokens)
+    masking._shared_classified.clear()
+    assert Masker().shape(tokens) == expected
+    assert "took" in masking._shared_classified and "12ms" in masking._shared_classified
+    second = Masker()
+    assert second.shape(tokens) == expected  # classified by the first one
+    assert second._shapes["took"] == "took"  # and kept in the second one's own caches as well
+    assert second.shape(tokens) == expected
+    monkeypatch.setattr(masking, "SHARED_CACHE_SIZE", 3)
+    masking._shared_classified.clear()
+    for _ in range(2):
+        assert Masker().shape(tokens) == expected
+        assert len(masking._shared_classified) <= 3
+
+
 # --- properties -------------------------------------------------------------------------------------------
 
 _VALUES = st.one_of(
@@ -208,6 +228,7 @@ def check_digit_swaps(tokens: list[str], digits: list[int]) -> None:
     cache: each answer must equal masking the tokens one by one without it."""
     cycle = iter(digits * 40)
     swapped = ["".join(str(next(cycle)) if c in "0123456789" else c for c in t) for t in tokens]
+    masking._shared_classified.clear()  # so the swapped tokens go through this Masker's digit-place cache
     masker = Masker(cache_size=64)
     assert masker.shape(tokens) == tuple(mask_token(t)[0] for t in tokens)
     assert masker.shape(swapped) == tuple(mask_token(t)[0] for t in swapped)

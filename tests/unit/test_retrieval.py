@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from core import retrieval
 from core.answers import IncidentCase
 from core.errors import InputError
 from core.models import Category
@@ -137,6 +141,103 @@ def test_features_include_concepts_bigrams_and_identifier_ngrams() -> None:
     assert features["i:oomkilled"] == 1
     assert features["c:oomk"] == 1
     assert "w:the" not in features
+
+
+# Texts whose embeddings are pinned: past incidents are stored as vectors, so the embedding of a text must never
+# change, down to the last bit (a changed vector would no longer match the stored ones exactly).
+PINNED_TEXTS = [
+    *(text for _, text in CASES),
+    *(query for query, _ in QUERIES),
+    "connection refused connection refused ECONNREFUSED econnrefused: connection pool exhausted, pool exhausted",
+    "java.lang.OutOfMemoryError: Java heap space\n\tat com.shop.cart.CartService.load(CartService.java:88)\n"
+    "java.lang.OutOfMemoryError: Java heap space",
+    "",
+    "the of and",
+]
+PINNED_SHA256 = {
+    1024: "46b04b4c2abed27dd14745653cc9e9a4be4368a3b4cdea618e9114282f96cd91",
+    64: "6aa6e54c18d19baa09ce7b48be3a3cc3ee7c8a961dadf17b8d7edb98e9a1f4c2",
+}
+
+
+@pytest.mark.parametrize("dimension", sorted(PINNED_SHA256))
+def test_embedding_bits_are_pinned(dimension: int) -> None:
+    vectors = HashedEmbedder(dimension=dimension).embed(PINNED_TEXTS)
+    assert vectors.dtype == np.float32
+    assert hashlib.sha256(vectors.tobytes()).hexdigest() == PINNED_SHA256[dimension]
+
+
+def _reference_embedding(text: str, dimension: int) -> np.ndarray:
+    """The embedding computed the plain way, feature by feature, as the hashed embedder is specified: each
+    feature hashed into a signed bucket, weighted by its kind and by 1 + ln(count), added up in feature order."""
+    weights = {"w:": 1.0, "i:": 1.0, "b:": 0.8, "k:": 1.0}
+    row = np.zeros(dimension, dtype=np.float64)
+    for feature, count in text_features(text).items():
+        value = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+        weight = (1.0 if value & 1 else -1.0) * weights.get(feature[:2], 0.25)
+        row[(value >> 1) % dimension] += weight if count == 1 else weight * (1.0 + math.log(count))
+    single = row.astype(np.float32)[np.newaxis, :]
+    norm = np.linalg.norm(single, axis=1, keepdims=True)
+    return single / norm if norm[0, 0] > 0 else single
+
+
+_LOG_WORDS = st.sampled_from(
+    ["connection", "refused", "refused", "OOMKilled", "too_many_connections", "the", "pool", "pool",
+     "x509:", "ECONNREFUSED", "orders-db", "10.0.3.7:6379", "CrashLoopBackOff", "deadbeef42", "timeout", "of"]
+)  # fmt: skip
+
+
+@settings(max_examples=150)
+@given(
+    words=st.lists(st.one_of(_LOG_WORDS, st.text(max_size=12)), max_size=60),
+    dimension=st.sampled_from([16, 64, 1024]),
+)
+def test_embedding_equals_the_feature_by_feature_reference(words: list[str], dimension: int) -> None:
+    text = " ".join(words)
+    assert np.array_equal(
+        HashedEmbedder(dimension=dimension).embed([text]), _reference_embedding(text, dimension)
+    )
+
+
+@pytest.mark.parametrize("times", [2, 255, 256, 300])
+def test_a_feature_repeated_many_times_is_weighted_exactly(times: int) -> None:
+    text = "connection pool exhausted " * times + "OOMKilled"
+    assert np.array_equal(HashedEmbedder().embed([text]), _reference_embedding(text, 1024))
+
+
+def _many_texts() -> list[str]:
+    """Texts with several thousand distinct features between them (the feature table grows and restarts)."""
+    return [
+        f"svc-{n} pod payments-{n:04x}-worker{n % 7} OOMKilled after {n} restarts; pool_{n}_exhausted"
+        for n in range(300)
+    ]
+
+
+def test_embedding_does_not_depend_on_what_was_embedded_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _many_texts()
+    expected = np.concatenate([HashedEmbedder().embed([text]) for text in texts])
+    warm = HashedEmbedder()
+    warm.embed(texts[::-1])  # every feature known, numbered in another order
+    assert np.array_equal(warm.embed(texts), expected)
+    monkeypatch.setattr(retrieval, "_FEATURE_TABLE_SIZE", 200)  # the table restarts many times on the way
+    assert np.array_equal(HashedEmbedder().embed(texts), expected)
+
+
+def test_embedding_from_several_threads_at_once_is_exact() -> None:
+    texts = _many_texts()
+    expected = HashedEmbedder().embed(texts)
+    shared = HashedEmbedder()
+    orders = [texts, texts[::-1], texts[1::2] + texts[::2], texts[::3] + texts]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns very often: a race would show
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda order: (order, [shared.embed([t])[0] for t in order]), orders))
+    finally:
+        sys.setswitchinterval(interval)
+    for order, vectors in results:
+        by_text = dict(zip(order, vectors, strict=True))
+        assert np.array_equal(np.stack([by_text[text] for text in texts]), expected)
 
 
 @pytest.mark.parametrize(

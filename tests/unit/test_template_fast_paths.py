@@ -171,16 +171,41 @@ def test_same_named_key_means_same_shape(layout: list[str], pod: str, data: st.D
     assert Masker().shape(tokenize(other)) == shape, (message, other)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.one_of(_MESSAGE, st.text(max_size=60), st.text(alphabet=_HEX + "-é. =x", max_size=60)))
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        _MESSAGE,
+        st.text(max_size=60),
+        st.text(alphabet=_HEX + "-é. =x", max_size=60),
+        st.text(alphabet=_HEX + "-. =x:gG_", max_size=90),  # ASCII, several runs and near-UUIDs
+    )
+)
 def test_hex_stand_ins_from_the_first_hex_run_equal_the_whole_substitution(message: str) -> None:
     encoded = message.encode("utf-8", "surrogatepass")
-    first = encoded.translate(_HEX_CLASSES).find(_HEX_RUN)
+    classes = encoded.translate(_HEX_CLASSES)
+    first = classes.find(_HEX_RUN)
     expected = _HEX_VALUE.sub(_hex_stand_in, message)
     if first < 0:
         assert expected == message
         return
-    assert _hex_stand_ins(message, first if len(encoded) == len(message) else 0) == expected
+    if len(encoded) != len(message):
+        return  # the run-by-run path is for ASCII messages; the miner substitutes the others whole
+    assert _hex_stand_ins(message, classes, first) == expected
+
+
+def test_hex_stand_ins_try_every_long_run() -> None:
+    """Runs that do not match (too short after a letter, followed by a word character) are skipped and
+    the scan goes on to the next one; a UUID counts as one value."""
+    message = (
+        "id=deadbeef01 x1234567890abcdef0g trace=0123456789abcdef "
+        "req 0a1b2c3d-0000-1111-2222-333344445555 tail=fedcba9876543210"
+    )
+    encoded = message.encode()
+    classes = encoded.translate(_HEX_CLASSES)
+    got = _hex_stand_ins(message, classes, classes.find(_HEX_RUN))
+    assert got == _HEX_VALUE.sub(_hex_stand_in, message)
+    assert "0123456789abcdef" not in got and "fedcba9876543210" not in got
+    assert "x1234567890abcdef0g" in got  # glued to letters: not a value
 
 
 @settings(max_examples=300, deadline=None)

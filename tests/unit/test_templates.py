@@ -393,3 +393,32 @@ def test_hex_values_share_a_key_only_when_masking_cannot_tell_them_apart() -> No
     assert miner.template(miner.add(first)) == "req-<UUID> done in <HEX>"
     miner.add(pod)
     assert _hex_key(pod) not in miner._folded_hex
+
+
+def test_template_text_and_id_follow_the_cluster_as_it_generalises() -> None:
+    """Template text and id are kept per cluster once asked for; a generalisation must replace them."""
+    miner = TemplateMiner()
+    cid = miner.add("user alice logged in from the office")
+    first_text, first_id = miner.template(cid), miner.template_id(cid)
+    assert (first_text, first_id) == ("user alice logged in from the office", template_id_for(first_text))
+    assert miner.template_id(cid) is first_id  # asked again: the kept one
+    assert miner.add("user bob logged in from the office") == cid
+    assert miner.template(cid) == "user <*> logged in from the office"
+    assert miner.template_id(cid) == template_id_for(miner.template(cid)) != first_id
+    restored = TemplateMiner.from_state(miner.to_state())
+    assert (restored.template(cid), restored.template_id(cid)) == (
+        miner.template(cid),
+        miner.template_id(cid),
+    )
+
+
+def test_retired_clusters_keep_their_final_template_and_id() -> None:
+    miner = TemplateMiner(max_clusters=10)
+    cids = [miner.add(f"event number{n} kind{n} happened") for n in "abcdefghijklmnop"]
+    texts = {cid: miner.template(cid) for cid in cids}
+    for n in "qrstuvwxyz":
+        miner.add(f"other thing{n} kind{n} went off")
+    assert any(miner._retired[cid] is not None for cid in cids)
+    for cid in cids:
+        assert miner.template(cid) == texts[cid]
+        assert miner.template_id(cid) == template_id_for(texts[cid])
