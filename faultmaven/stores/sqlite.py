@@ -1,10 +1,10 @@
-"""The embedded stores: SQLite files under ``data_dir``, one WAL-mode connection per store.
+"""The embedded stores: SQLite files under ``data_dir`` in WAL mode.
 
 Each store has its own worker thread that runs its calls one at a time, in order (so store calls never queue
-behind CPU-bound work in the event loop's default executor); every write is a ``BEGIN IMMEDIATE``
-transaction, so several processes sharing the files stay consistent. The busy timeout bounds how long a call
-waits for another writer.
-"""
+behind CPU-bound work in the event loop's default executor); the session store also runs short calls on the
+event loop itself when the database is free (see ``_Database``). Every write is a ``BEGIN IMMEDIATE``
+transaction, so several processes sharing the files stay consistent; a call that finds another writer
+holding the lock polls for it, for up to the busy timeout."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import random
 import sqlite3
 import threading
 import time
@@ -52,6 +53,8 @@ _PURGE_EVERY_WRITES = 200
 # inline writes between passive WAL checkpoints (a session row is a few pages; SQLite's own default is
 # a checkpoint per 1000 pages)
 _CHECKPOINT_EVERY_WRITES = 200
+_FIRST_BUSY_POLL_SECONDS = 0.0005
+_MAX_BUSY_POLL_SECONDS = 0.004
 
 
 def _iso(value: datetime) -> str:
@@ -103,6 +106,8 @@ class _Database:
         conn = self._open_connection(busy_timeout_ms=int(self._timeout_seconds * 1000))
         try:
             apply_sqlite_migrations(conn, migrations_prefix)
+            # from now on a busy database is retried by run() (see _retrying_busy), not by SQLite's handler
+            conn.execute("PRAGMA busy_timeout=0")
             if self._with_inline:
                 inline = self._open_connection(busy_timeout_ms=0)
                 inline.execute("PRAGMA wal_autocheckpoint=0")
@@ -145,7 +150,7 @@ class _Database:
                     self._connect(connect_prefix)
                 if self._conn is None:
                     raise DependencyError(f"The {self.name} store is closed.", detail=op)
-                return fn(self._conn)
+                return self._retrying_busy(fn, self._conn)
 
         context = contextvars.copy_context()
         try:
@@ -156,6 +161,23 @@ class _Database:
             return await future
         except (OSError, sqlite3.Error) as exc:
             raise self._unusable(exc, op=op) from exc
+
+    def _retrying_busy(self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+        """``fn(conn)``, run again while another connection holds the lock, for up to the busy timeout.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries; while other processes
+        write back to back it can keep missing the moments the lock is free and wait for seconds, and every
+        request behind it waits too. Short, jittered polls (at most _MAX_BUSY_POLL_SECONDS apart) catch them."""
+        deadline = time.monotonic() + self._timeout_seconds
+        pause = _FIRST_BUSY_POLL_SECONDS
+        while True:
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, _MAX_BUSY_POLL_SECONDS)
 
     def _unusable(self, exc: OSError | sqlite3.Error, *, op: str) -> DependencyError:
         if isinstance(exc, OSError):

@@ -527,3 +527,36 @@ async def test_sqlite_inline_writes_are_checkpointed_so_the_wal_stays_bounded(tm
         assert (await store.hit_rate_limit("user:U3999", limit=10, window_seconds=60)).remaining == 8
     finally:
         await store.close()
+
+
+async def test_sqlite_write_gets_through_a_writer_holding_the_lock_nearly_all_the_time(
+    tmp_path: Path,
+) -> None:
+    """Another process writing back to back (here: holding the lock for 8 ms, letting go for 0.3 ms) must not
+    starve the store: it keeps polling for the lock (every few milliseconds, for up to the busy timeout) and
+    gets through one of the short free moments."""
+    stores = await open_stores(Settings(_env_file=None, data_dir=tmp_path / "data", encryption_keys=KEY_OLD))
+    stop = asyncio.Event()
+
+    def hog() -> None:
+        conn = sqlite3.connect(tmp_path / "data" / HISTORY_FILE, isolation_level=None, timeout=5)
+        try:
+            while not stop.is_set():
+                conn.execute("BEGIN IMMEDIATE")
+                time.sleep(0.008)
+                conn.execute("COMMIT")
+                time.sleep(0.0003)
+        finally:
+            conn.close()
+
+    hogging = asyncio.create_task(asyncio.to_thread(hog))
+    try:
+        await asyncio.sleep(0.1)
+        for number in range(8):
+            started = time.monotonic()
+            await stores.history.audit(AuditEvent(actor="U1", action="query", detail={"n": str(number)}))
+            assert time.monotonic() - started < 1.0, f"write {number} waited too long for the lock"
+    finally:
+        stop.set()
+        await hogging
+        await stores.close()
