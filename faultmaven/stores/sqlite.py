@@ -279,6 +279,7 @@ class SqliteSessionStore:
         self._db = db
         self._ttl_seconds = ttl_seconds
         self._writes = 0
+        self._purging: asyncio.Task[None] | None = None
         # saves of concurrent requests share one transaction (and one hop, when it goes to the worker thread)
         self._session_batches: GroupCommit[tuple[str, str, float]] = GroupCommit(self._write_sessions)
 
@@ -325,11 +326,27 @@ class SqliteSessionStore:
                     "ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
                     rows,
                 )
-                if purge:
-                    _purge_expired(conn, time.time())
 
-        # a purge may delete many rows: the worker thread's job, not the event loop's
-        await self._db.run(call, op="save_session", inline=not purge)
+        await self._db.run(call, op="save_session", inline=True)
+        if purge:
+            self._start_purge()
+
+    def _start_purge(self) -> None:
+        """Delete expired rows on the worker thread, in the background: a purge may delete many rows (and its
+        commit may checkpoint), and the saves that come meanwhile must not wait for it."""
+        if self._purging is not None and not self._purging.done():
+            return  # one at a time; the next due purge catches up
+
+        def call(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                _purge_expired(conn, time.time())
+
+        async def purge() -> None:
+            # a failure is logged by run(); expired rows are invisible to reads until the next purge
+            with contextlib.suppress(DependencyError):
+                await self._db.run(call, op="purge_expired")
+
+        self._purging = asyncio.get_running_loop().create_task(purge())
 
     async def delete_session(self, session_id: str) -> None:
         def call(conn: sqlite3.Connection) -> None:
@@ -390,6 +407,8 @@ class SqliteSessionStore:
         return await self._db.ping()
 
     async def close(self) -> None:
+        if self._purging is not None:
+            await asyncio.gather(self._purging, return_exceptions=True)
         await self._db.close()
 
     def _count_writes(self, count: int = 1) -> bool:

@@ -560,3 +560,26 @@ async def test_sqlite_write_gets_through_a_writer_holding_the_lock_nearly_all_th
         stop.set()
         await hogging
         await stores.close()
+
+
+async def test_sqlite_expired_rows_are_purged_in_the_background(tmp_path: Path) -> None:
+    path = tmp_path / "data" / SESSIONS_FILE
+    store = await SqliteSessionStore.open(path, ttl_seconds=2)
+    try:
+        for number in range(10):
+            await store.save_session(make_session(f"sess-old-{number}"))
+        await store.claim_idempotency_key("delivery-1", ttl_seconds=1)
+        await asyncio.sleep(2.1)
+        for number in range(200):  # the 200th write is due a purge
+            await store.save_session(make_session(f"sess-new-{number}"))
+        for _ in range(100):
+            with sqlite3.connect(path) as conn:
+                old = conn.execute("SELECT count(*) FROM sessions WHERE id LIKE 'sess-old-%'").fetchone()[0]
+                keys = conn.execute("SELECT count(*) FROM idempotency_keys").fetchone()[0]
+            if old == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert old == 0 and keys == 0
+        assert await store.get_session("sess-new-199") is not None
+    finally:
+        await store.close()
