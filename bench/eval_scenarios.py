@@ -65,10 +65,8 @@ def load(folder: Path) -> Scenario:
     return Scenario.model_validate(yaml.safe_load((folder / "scenario.yaml").read_text()))
 
 
-def run_scenario(
-    folder: Path, *, knowledge: KnowledgeBase, use_query: bool = True
-) -> tuple[Scenario, Report]:
-    scenario = load(folder)
+def scenario_inputs(folder: Path) -> tuple[list[LogFile], list[MetricSeries]]:
+    """A scenario's log files and metric series (files named ``*metrics*``), in name order."""
     logs: list[LogFile] = []
     metrics: list[MetricSeries] = []
     for path in sorted(folder.iterdir()):
@@ -78,6 +76,14 @@ def run_scenario(
             metrics += read_metrics(path)
         else:
             logs.append(LogFile(path=path))
+    return logs, metrics
+
+
+def run_scenario(
+    folder: Path, *, knowledge: KnowledgeBase, use_query: bool = True
+) -> tuple[Scenario, Report]:
+    scenario = load(folder)
+    logs, metrics = scenario_inputs(folder)
     report = analyze(
         logs=logs, metrics=metrics, query=scenario.query if use_query else "", knowledge=knowledge
     )

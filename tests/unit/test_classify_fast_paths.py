@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from bench.eval_scenarios import scenario_inputs
 from core import analysis
 from core.answers import LogInput
 from core.classify import classify, evidence_profile, rank_causes
 from core.knowledge_base import FoldedTexts, KnowledgeBase
 from core.logtable import LogTable
-from core.metrics import metrics_from_snapshot, read_metrics
+from core.metrics import metrics_from_snapshot
 from core.models import RootCause
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -57,17 +58,8 @@ def _cases() -> list[tuple[str, list[Any], list[Any], str]]:
         )
     ]
     for name in ("01-payments-db-pool-exhausted", "05-ledger-cert-expired", "21-session-redis-pool-timeout"):
-        folder = SCENARIOS / name
-        logs: list[Any] = []
-        metrics: list[Any] = []
-        for path in sorted(folder.iterdir()):
-            if path.name in {"scenario.yaml", "README.md"} or path.is_dir():
-                continue
-            if "metrics" in path.name:
-                metrics += read_metrics(path)
-            else:
-                logs.append(LogInput(name=path.name, lines=path.read_text().splitlines()))
-        cases.append((name, logs, metrics, ""))
+        logs, metrics = scenario_inputs(SCENARIOS / name)
+        cases.append((name, list(logs), list(metrics), ""))
     return cases
 
 

@@ -33,6 +33,14 @@ def _variants(text: str) -> list[str]:
     return [text, text.upper(), text.lower(), text.swapcase()]
 
 
+def _assert_same_spans(regex: kbmod._Regex, texts: list[str]) -> None:
+    """The regex as written and the form that is compiled match at the same places in every text."""
+    written = re.compile(regex.source, re.IGNORECASE)
+    compiled = re.compile(regex.compiled, re.IGNORECASE)
+    for text in texts:
+        assert [m.span() for m in written.finditer(text)] == [m.span() for m in compiled.finditer(text)], text
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(_WORDS),
@@ -42,11 +50,9 @@ def _variants(text: str) -> list[str]:
 def test_word_regex_compiled_form_matches_where_the_written_one_does(
     word: str, before: str, after: str
 ) -> None:
-    regex = kbmod._word_regex(word)
-    written = re.compile(regex.source, re.IGNORECASE)
-    compiled = re.compile(regex.compiled, re.IGNORECASE)
-    for text in _variants(before + word + after) + _variants(before + after + word):
-        assert [m.span() for m in written.finditer(text)] == [m.span() for m in compiled.finditer(text)], text
+    _assert_same_spans(
+        kbmod._word_regex(word), _variants(before + word + after) + _variants(before + after + word)
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,11 +64,8 @@ def test_word_regex_compiled_form_matches_where_the_written_one_does(
 def test_exception_regex_compiled_form_matches_where_the_written_one_does(
     name: str, before: str, after: str
 ) -> None:
-    regex = kbmod._exception_regex(name)
-    written = re.compile(regex.source, re.IGNORECASE)
-    compiled = re.compile(regex.compiled, re.IGNORECASE)
-    for text in _variants(before + name + after) + _variants(f"at {before}{name}{after}: boom"):
-        assert [m.span() for m in written.finditer(text)] == [m.span() for m in compiled.finditer(text)], text
+    texts = _variants(before + name + after) + _variants(f"at {before}{name}{after}: boom")
+    _assert_same_spans(kbmod._exception_regex(name), texts)
 
 
 def test_written_forms_are_the_probe_keys() -> None:
