@@ -33,6 +33,10 @@ def _variants(text: str) -> list[str]:
     return [text, text.upper(), text.lower(), text.swapcase()]
 
 
+# what may stand before or after the word: edge characters and short arbitrary text
+_AROUND = st.lists(st.one_of(st.sampled_from(_EDGES), st.text(max_size=3)), max_size=3).map("".join)
+
+
 def _assert_same_spans(regex: kbmod._Regex, texts: list[str]) -> None:
     """The regex as written and the form that is compiled match at the same places in every text."""
     written = re.compile(regex.source, re.IGNORECASE)
@@ -44,8 +48,8 @@ def _assert_same_spans(regex: kbmod._Regex, texts: list[str]) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(_WORDS),
-    st.lists(st.one_of(st.sampled_from(_EDGES), st.text(max_size=3)), max_size=3).map("".join),
-    st.lists(st.one_of(st.sampled_from(_EDGES), st.text(max_size=3)), max_size=3).map("".join),
+    _AROUND,
+    _AROUND,
 )
 def test_word_regex_compiled_form_matches_where_the_written_one_does(
     word: str, before: str, after: str
@@ -58,8 +62,8 @@ def test_word_regex_compiled_form_matches_where_the_written_one_does(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(_EXCEPTIONS),
-    st.lists(st.one_of(st.sampled_from(_EDGES), st.text(max_size=3)), max_size=3).map("".join),
-    st.lists(st.one_of(st.sampled_from(_EDGES), st.text(max_size=3)), max_size=3).map("".join),
+    _AROUND,
+    _AROUND,
 )
 def test_exception_regex_compiled_form_matches_where_the_written_one_does(
     name: str, before: str, after: str
