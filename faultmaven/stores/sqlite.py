@@ -68,7 +68,7 @@ class _Database:
     A hop to the worker thread and back costs more than a small transaction (and the thread's GIL hand-offs
     slow the event loop): a call marked ``inline`` runs on the loop's connection, which never waits for a lock
     (busy timeout 0) and never checkpoints (no fsync on the loop). When another process holds the write lock,
-    the call goes to the worker thread instead, which waits up to the busy timeout. Only stores whose commits
+    the call goes to the worker thread instead, which polls for it (``_retrying_busy``). Only stores whose commits
     do not fsync (``synchronous=NORMAL`` in WAL mode) use this; checkpoints run on the worker thread.
     """
 
@@ -86,7 +86,7 @@ class _Database:
         self._with_inline = inline
         self._inline: sqlite3.Connection | None = None
         self._inline_writes = 0
-        self._checkpoint: asyncio.Task[None] | None = None
+        self._background: dict[str, asyncio.Task[None]] = {}  # by op: at most one of each running
 
     def _open_connection(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -198,25 +198,30 @@ class _Database:
         """Every _CHECKPOINT_EVERY_WRITES inline writes, a passive checkpoint on the worker thread (the
         inline connection never checkpoints, so its commits never fsync on the event loop)."""
         self._inline_writes += 1
-        if self._inline_writes % _CHECKPOINT_EVERY_WRITES or (
-            self._checkpoint is not None and not self._checkpoint.done()
-        ):
-            return
-        self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
-
-    async def _run_checkpoint(self) -> None:
-        # a failure is logged by run(); the next checkpoint (or SQLite's own, on the worker's commits) catches up
-        with contextlib.suppress(DependencyError):
-            await self.run(
+        if self._inline_writes % _CHECKPOINT_EVERY_WRITES == 0:
+            self.start_background(
                 lambda conn: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), op="checkpoint"
             )
+
+    def start_background(self, fn: Callable[[sqlite3.Connection], object], *, op: str) -> None:
+        """``fn(connection)`` on the worker thread without anyone waiting for it (housekeeping: a checkpoint,
+        a purge). One of each ``op`` at a time: one that is due while the last still runs is left to the next
+        time it is due. A failure is logged by run() and otherwise dropped; close() waits for what runs."""
+        running = self._background.get(op)
+        if running is not None and not running.done():
+            return
+
+        async def call() -> None:
+            with contextlib.suppress(DependencyError):
+                await self.run(fn, op=op)
+
+        self._background[op] = asyncio.get_running_loop().create_task(call())
 
     async def close(self) -> None:
         inline, self._inline = self._inline, None
         if inline is not None:
             inline.close()
-        if self._checkpoint is not None:
-            await asyncio.gather(self._checkpoint, return_exceptions=True)
+        await asyncio.gather(*self._background.values(), return_exceptions=True)
 
         def call() -> None:
             with self._lock:
@@ -279,7 +284,6 @@ class SqliteSessionStore:
         self._db = db
         self._ttl_seconds = ttl_seconds
         self._writes = 0
-        self._purging: asyncio.Task[None] | None = None
         # saves of concurrent requests share one transaction (and one hop, when it goes to the worker thread)
         self._session_batches: GroupCommit[tuple[str, str, float]] = GroupCommit(self._write_sessions)
 
@@ -329,24 +333,9 @@ class SqliteSessionStore:
 
         await self._db.run(call, op="save_session", inline=True)
         if purge:
-            self._start_purge()
-
-    def _start_purge(self) -> None:
-        """Delete expired rows on the worker thread, in the background: a purge may delete many rows (and its
-        commit may checkpoint), and the saves that come meanwhile must not wait for it."""
-        if self._purging is not None and not self._purging.done():
-            return  # one at a time; the next due purge catches up
-
-        def call(conn: sqlite3.Connection) -> None:
-            with _write(conn):
-                _purge_expired(conn, time.time())
-
-        async def purge() -> None:
-            # a failure is logged by run(); expired rows are invisible to reads until the next purge
-            with contextlib.suppress(DependencyError):
-                await self._db.run(call, op="purge_expired")
-
-        self._purging = asyncio.get_running_loop().create_task(purge())
+            # in the background: a purge may delete many rows (and its commit may checkpoint), and the saves
+            # that come meanwhile must not wait for it; expired rows are invisible to reads until then
+            self._db.start_background(_purge_expired, op="purge_expired")
 
     async def delete_session(self, session_id: str) -> None:
         def call(conn: sqlite3.Connection) -> None:
@@ -407,8 +396,6 @@ class SqliteSessionStore:
         return await self._db.ping()
 
     async def close(self) -> None:
-        if self._purging is not None:
-            await asyncio.gather(self._purging, return_exceptions=True)
         await self._db.close()
 
     def _count_writes(self, count: int = 1) -> bool:
@@ -419,10 +406,12 @@ class SqliteSessionStore:
         return self._writes // _PURGE_EVERY_WRITES > before // _PURGE_EVERY_WRITES
 
 
-def _purge_expired(conn: sqlite3.Connection, now: float) -> None:
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-    conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
-    conn.execute("DELETE FROM rate_windows WHERE window_end <= ?", (now,))
+def _purge_expired(conn: sqlite3.Connection) -> None:
+    now = time.time()
+    with _write(conn):
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM rate_windows WHERE window_end <= ?", (now,))
 
 
 class SqliteHistoryStore:
