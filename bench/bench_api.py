@@ -579,7 +579,7 @@ async def drive(
         # machine (requests in flight at the window's edges make it approximate)
         result["server_cpu_ms_per_request"] = round(sum(by_process.values()) * 1000 / done, 2)
         # each busy process's share of a core over the window: shows how evenly the workers share the
-        # connections (the kernel spreads connections, not requests, over SO_REUSEPORT sockets)
+        # connections (the supervisor spreads connections, not requests)
         result["server_core_use_by_process"] = sorted(
             (round(used / elapsed, 2) for used in by_process.values() if used > 0.05 * elapsed), reverse=True
         )

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Server processes sharing the listening port (SO_REUSEPORT); each runs the whole app.",
+        description="Server processes behind one listening port (the supervisor hands each a share of the "
+        "connections); each runs the whole app.",
     )
 
     # --- auth ----------------------------------------------------------------------------------------------

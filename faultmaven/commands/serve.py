@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -49,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="Serve from N processes sharing the port (SO_REUSEPORT), to use N cores; a supervisor restarts "
-        "one that dies (default from config: FAULTMAVEN_WORKERS, 1).",
+        help="Serve from N processes, to use N cores: a supervisor accepts the connections, hands them to the "
+        "workers in turn and restarts one that dies (default from config: FAULTMAVEN_WORKERS, 1).",
     )
 
 
@@ -77,22 +78,29 @@ def _run_workers(args: argparse.Namespace, settings: Settings, *, processes: int
     # before anything imports prometheus_client: it reads this once, here and in every forked worker
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
     try:
-        from faultmaven.supervisor import check_port_free, supervise
+        from faultmaven.handoff import serve_handed_connections
+        from faultmaven.supervisor import listen, supervise
 
         host, port = listen_address(args, settings)
-        check_port_free(host, port)
         ssl_context = _ssl_context(settings)  # a bad certificate fails here, once, not in every worker
+        listener = listen(host, port)
 
-        def worker(index: int, ready: Callable[[], None]) -> int:
+        def worker(index: int, ready: Callable[[], None], inbox: socket.socket | None) -> int:
+            assert inbox is not None  # supervise() hands every worker a channel when given a listener
             app = _build_app(settings, processes=processes, metrics_dir=metrics_dir)
             app.on_startup.append(functools.partial(_report_ready, ready=ready))
             log.info(
                 "serving", extra={"url": server_url(host, port, ssl_context=ssl_context), "worker": index}
             )
-            run_server(app, host=host, port=port, ssl_context=ssl_context, reuse_port=True)
+            serve_handed_connections(
+                app, inbox=inbox, ssl_context=ssl_context, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+            )
             return 0
 
-        return supervise(settings.workers, worker, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+        with listener:
+            return supervise(
+                settings.workers, worker, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, listener=listener
+            )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -148,7 +156,6 @@ def run_server(
     host: str,
     port: int,
     ssl_context: ssl.SSLContext | None,
-    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGINT/SIGTERM: in-flight requests get SHUTDOWN_TIMEOUT_SECONDS to finish, then the
     app's cleanup context closes the stores."""
@@ -163,7 +170,6 @@ def run_server(
         access_log=None,
         print=None,
         handle_signals=True,
-        reuse_port=reuse_port or None,
     )
 
 

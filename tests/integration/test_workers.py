@@ -4,7 +4,9 @@ each exercised in real child processes."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -109,7 +111,7 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
             SECRET,
             algorithm="HS256",
         )
-        # fresh connections each time: SO_REUSEPORT spreads them over both workers
+        # fresh connections each time: the supervisor hands them to both workers in turn
         answers = [_post_query(port, token, f"api refuses connections, attempt {i}") for i in range(24)]
         # a session made by one worker is readable through any worker: they share the SQLite stores
         session_id = str(answers[0]["session_id"])
@@ -213,29 +215,27 @@ def test_workers_refuse_a_port_already_in_use(tmp_path: Path) -> None:
     )
 
 
-def _run_supervised(
-    tmp_path: Path, body: str, *, stop_after: float | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``supervise`` in a fresh interpreter with ``worker(index)`` defined by ``body``."""
+def _start_supervised(tmp_path: Path, body: str, *, supervise_args: str = "") -> subprocess.Popen[str]:
+    """Run ``supervise`` in a fresh interpreter with ``worker(index, ready, inbox)`` defined by ``body``."""
     script = tmp_path / "supervised.py"
     script.write_text(
         textwrap.dedent(
             """
             import logging, os, signal, sys, time
             from pathlib import Path
-            from faultmaven.supervisor import supervise
+            from faultmaven.supervisor import listen, supervise
             logging.basicConfig(level=logging.INFO, stream=sys.stderr)
             state = Path(sys.argv[1])
             """
         )
         + textwrap.dedent(body)
         + textwrap.dedent(
-            """
-            sys.exit(supervise(2, worker, shutdown_timeout=2.0))
+            f"""
+            sys.exit(supervise(2, worker, shutdown_timeout=2.0{supervise_args}))
             """
         )
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(script), str(tmp_path)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -243,6 +243,12 @@ def _run_supervised(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _run_supervised(
+    tmp_path: Path, body: str, *, stop_after: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = _start_supervised(tmp_path, body)
     if stop_after is not None:
         time.sleep(stop_after)
         proc.send_signal(signal.SIGTERM)
@@ -250,11 +256,64 @@ def _run_supervised(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def test_supervisor_hands_connections_to_the_workers_in_turn(tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start_supervised(
+        tmp_path,
+        f"""
+        from aiohttp import web
+        from faultmaven.handoff import serve_handed_connections
+        listener = listen("127.0.0.1", {port})
+
+        def worker(index, ready, inbox):
+            async def who(request):
+                return web.Response(text=f"{{index}} {{os.getpid()}}")
+
+            async def started(app):
+                ready()
+                (state / f"ready-{{index}}").touch()
+
+            app = web.Application()
+            app.router.add_get("/who", who)
+            app.on_startup.append(started)
+            serve_handed_connections(app, inbox=inbox, ssl_context=None, shutdown_timeout=2.0)
+            return 0
+        """,
+        supervise_args=", listener=listener",
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("ready-*"))) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(10)]
+        served_by: list[str] = []
+        for connection in connections:
+            for _ in range(2):  # a kept-alive connection stays with the worker it was handed to
+                connection.request("GET", "/who")
+                response = connection.getresponse()
+                assert response.status == 200
+                served_by.append(response.read().decode())
+        for connection in connections:
+            connection.close()
+        assert served_by[0::2] == served_by[1::2]
+        per_worker = collections.Counter(answer.split()[0] for answer in served_by[0::2])
+        assert per_worker == {"0": 5, "1": 5}
+        assert {int(answer.split()[1]) for answer in served_by} == set(_children(proc.pid))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    with pytest.raises(OSError):  # the supervisor closed the listening socket
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
 def test_supervisor_gives_up_on_a_worker_that_cannot_start(tmp_path: Path) -> None:
     result = _run_supervised(
         tmp_path,
         """
-        def worker(index, ready):
+        def worker(index, ready, inbox):
             if index == 1:
                 return 3          # e.g. its database was unreachable: it never got ready
             ready()
@@ -270,7 +329,7 @@ def test_supervisor_restarts_a_worker_that_dies_later_and_stops_on_sigterm(tmp_p
     result = _run_supervised(
         tmp_path,
         """
-        def worker(index, ready):
+        def worker(index, ready, inbox):
             marker = state / f"started-{index}-{os.getpid()}"
             marker.touch()
             ready()
@@ -293,7 +352,7 @@ def test_supervisor_kills_workers_that_ignore_sigterm(tmp_path: Path) -> None:
     result = _run_supervised(
         tmp_path,
         """
-        def worker(index, ready):
+        def worker(index, ready, inbox):
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             ready()
             time.sleep(60)
@@ -312,4 +371,4 @@ def test_supervisor_refuses_no_workers(count: int) -> None:
     from faultmaven.supervisor import supervise
 
     with pytest.raises(InputError, match="--workers must be 1 or more"):
-        supervise(count, lambda index, ready: 0, shutdown_timeout=1.0)
+        supervise(count, lambda index, ready, inbox: 0, shutdown_timeout=1.0)
