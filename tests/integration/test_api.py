@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import io
-import ipaddress
 import json
 import logging
 import re
@@ -19,10 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from core.errors import InputError
 from faultmaven.commands import serve
@@ -40,6 +34,7 @@ from tests.integration.api_support import (
     mint,
     storage_overrides,
 )
+from tests.integration.certificates import self_signed_certificate
 
 pytestmark = pytest.mark.integration
 
@@ -479,35 +474,8 @@ def test_schemathesis_conformance(tmp_path: Path, auth: str) -> None:
 # ------------------------------------------------------------------------------------- HTTPS and bind
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_https_with_configured_certificate(tmp_path: Path) -> None:
-    cert_path, key_path = _self_signed(tmp_path)
+    cert_path, key_path = self_signed_certificate(tmp_path)
     settings = make_settings(tmp_path, tls_cert_file=cert_path, tls_key_file=key_path)
     server_context = server_ssl_context(settings)
     assert server_context is not None

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from tests.integration.certificates import self_signed_certificate
 from tests.integration.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +35,14 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, *, tls: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + 60
+    scheme = "https" if tls else "http"
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            with urllib.request.urlopen(
+                f"{scheme}://127.0.0.1:{port}/readyz", timeout=2, context=tls
+            ) as resp:
                 if resp.status == 200:
                     return
         except OSError:
@@ -167,6 +172,36 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_workers_serve_https_on_the_connections_handed_to_them(tmp_path: Path) -> None:
+    cert_path, key_path = self_signed_certificate(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
+        "FAULTMAVEN_TLS_CERT_FILE": str(cert_path),
+        "FAULTMAVEN_TLS_KEY_FILE": str(key_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    tls = ssl.create_default_context(cafile=str(cert_path))
+    try:
+        _wait_ready(proc, port, tls=tls)
+        for _ in range(4):  # fresh connections: both workers do the TLS handshake on what they are handed
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=10, context=tls) as resp:
+                assert resp.status == 200
+        with pytest.raises(OSError):  # plain HTTP is not served on an HTTPS port
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
