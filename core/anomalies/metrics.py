@@ -606,20 +606,23 @@ def _name_tokens(name: str) -> frozenset[str]:
     return frozenset(_NAME_SEPARATORS.split(name.lower()))
 
 
+# The name words of the series _rule_for knows (sets made once: a set display in an expression is built
+# anew on every evaluation).
+_ERROR_WORDS = frozenset({"error", "errors", "5xx", "failure", "failures", "fail"})
+_RATE_WORDS = frozenset({"rate", "ratio", "percent", "pct", "percentage"})
+_LATENCY_WORDS = frozenset({"latency", "duration", "response", "rt", "p99", "p95"})
+_MEMORY_WORDS = frozenset({"memory", "mem", "heap", "swap"})
+_DISK_WORDS = frozenset({"disk", "fs", "filesystem", "storage", "volume", "inode", "inodes"})
+
+
 def _rule_for(series: MetricSeries, value: float) -> _Rule | None:
     tokens = _name_tokens(series.name)
     unit = series.unit
-    if tokens & {"error", "errors", "5xx", "failure", "failures", "fail"} and tokens & {
-        "rate",
-        "ratio",
-        "percent",
-        "pct",
-        "percentage",
-    }:
+    if tokens & _ERROR_WORDS and tokens & _RATE_WORDS:
         if unit == "percent" or value > 1.0:
             return _Rule("error rate", 5.0, 100.0)
         return _Rule("error rate", 0.05, 1.0)
-    if tokens & {"latency", "duration", "response", "rt", "p99", "p95"}:
+    if tokens & _LATENCY_WORDS:
         if unit == "ms":
             return _Rule("latency", 1000.0, 10000.0)
         if unit == "seconds":
@@ -629,9 +632,9 @@ def _rule_for(series: MetricSeries, value: float) -> _Rule | None:
         return None
     if "cpu" in tokens:
         return _Rule("CPU utilisation", 90.0, 100.0)
-    if tokens & {"memory", "mem", "heap", "swap"}:
+    if tokens & _MEMORY_WORDS:
         return _Rule("memory utilisation", 90.0, 100.0)
-    if tokens & {"disk", "fs", "filesystem", "storage", "volume", "inode", "inodes"}:
+    if tokens & _DISK_WORDS:
         return _Rule("disk utilisation", 90.0, 100.0)
     return None
 

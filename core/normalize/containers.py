@@ -25,7 +25,7 @@ _DOCKER_KEYS: Final = frozenset({"log", "stream", "time", "attrs"})
 
 
 def cri_fits(line: str) -> bool:
-    return _CRI.match(line) is not None
+    return " std" in line and _CRI.match(line) is not None  # (the regex needs " stdout " or " stderr ")
 
 
 def docker_fits(line: str) -> bool:

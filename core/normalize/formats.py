@@ -72,9 +72,17 @@ def _no_header(line: str, full: bool = True) -> Fields | None:
 
 def _has_level_and_source(line: str) -> bool:
     fields = parse_iso(line)
-    if fields is None or fields.get("severity_text") is None:
+    return fields is not None and _level_and_source(fields)
+
+
+def _level_and_source(fields: Fields) -> bool:
+    if fields.get("severity_text") is None:
         return False
     return fields.get("logger") is not None or "thread" in fields.get("attributes", {})
+
+
+def _any_fields(fields: Fields) -> bool:
+    return True
 
 
 _PY_TIMESTAMPED: Final = re.compile(
@@ -82,8 +90,14 @@ _PY_TIMESTAMPED: Final = re.compile(
 )
 
 
+_PY_BASIC_FIRST: Final = "CDEIW"  # the first letters of DEBUG, INFO, WARNING, ERROR, CRITICAL
+
+
 def _python_fits(line: str) -> bool:
-    return _PY_TIMESTAMPED.match(line) is not None or parse_python_basic(line) is not None
+    # (the basic layout opens with its level word: a line starting otherwise is not tried)
+    if _PY_TIMESTAMPED.match(line) is not None:
+        return True
+    return line[:1] in _PY_BASIC_FIRST and parse_python_basic(line) is not None
 
 
 _POSTGRES: Final = re.compile(
@@ -93,7 +107,7 @@ _POSTGRES: Final = re.compile(
 
 
 def _postgres_fits(line: str) -> bool:
-    return _POSTGRES.match(line) is not None
+    return ":  " in line and _POSTGRES.match(line) is not None  # (the regex needs the two spaces)
 
 
 def _parses(parser: HeaderParser) -> Callable[[str], bool]:
@@ -112,6 +126,46 @@ def _logfmt_fits(line: str) -> bool:
     return fields is not None and (fields.get("timestamp") is not None or "severity" in fields)
 
 
+# Tests of a line's first character that every line a format fits passes (see LogFormat.starts). The
+# regexes' \d only matches characters str.isdigit accepts; a JSON object line may have whitespace before "{".
+def _digit(first: str) -> bool:
+    return first.isdigit()
+
+
+def _digit_or_bracket(first: str) -> bool:
+    return first == "[" or first.isdigit()
+
+
+def _brace(first: str) -> bool:
+    return first == "{" or first.isspace()
+
+
+def _angle(first: str) -> bool:
+    return first == "<"
+
+
+def _bracket(first: str) -> bool:
+    return first == "["
+
+
+def _glog_letter(first: str) -> bool:
+    return first in _GLOG_LETTERS
+
+
+def _syslog3164_first(first: str) -> bool:
+    # "<PRI>", a month name or (a digit) an ISO timestamp
+    return first in _SYSLOG_FIRST or first.isdigit()
+
+
+def _python_first(first: str) -> bool:
+    # "[" or a digit: an ISO timestamp; a letter: the basic layout's level word
+    return first == "[" or first in _PY_BASIC_FIRST or first.isdigit()
+
+
+_GLOG_LETTERS: Final = frozenset("IWEF")
+_SYSLOG_FIRST: Final = frozenset("<JFMASOND")
+
+
 @dataclass(frozen=True, slots=True)
 class LogFormat:
     id: str
@@ -120,6 +174,13 @@ class LogFormat:
     fits: Callable[[str], bool] | None
     description: str
     share: float = 0.9  # wins detection when it fits at least this share of the best format's lines
+    # A test of a line's first character that every line ``fits`` accepts passes (None: no such test);
+    # detection does not try the format on other lines.
+    starts: Callable[[str], bool] | None = None
+    # When set, ``fits(line)`` is ``parse_iso(line)`` giving fields that pass this test: detection then
+    # parses each sample line once for every such format (parse_iso's message-only reading gives None on
+    # exactly the lines its full reading does).
+    fits_iso: Callable[[Fields], bool] | None = None
 
 
 # Detection order: more specific first; ties in the share of fitting lines go to the earlier entry.
@@ -132,26 +193,95 @@ REGISTRY: Final[tuple[LogFormat, ...]] = (
         docker_fits,
         "Docker json-file / fluent-bit: {log, stream, time}",
         0.5,
+        starts=_brace,
     ),
-    LogFormat("cri", parse_any, False, cri_fits, "CRI container log: time stream F|P message"),
-    LogFormat("jsonl", parse_json, False, _json_fits, "one JSON object per line"),
-    LogFormat("syslog5424", parse_rfc5424, False, _parses(parse_rfc5424), "RFC 5424 syslog"),
-    LogFormat("syslog3164", parse_rfc3164, False, _parses(parse_rfc3164), "RFC 3164 (BSD) syslog"),
+    LogFormat("cri", parse_any, False, cri_fits, "CRI container log: time stream F|P message", starts=_digit),
+    LogFormat("jsonl", parse_json, False, _json_fits, "one JSON object per line", starts=_brace),
+    LogFormat("syslog5424", parse_rfc5424, False, _parses(parse_rfc5424), "RFC 5424 syslog", starts=_angle),
+    LogFormat(
+        "syslog3164",
+        parse_rfc3164,
+        False,
+        _parses(parse_rfc3164),
+        "RFC 3164 (BSD) syslog",
+        starts=_syslog3164_first,
+    ),
     LogFormat("apache_access", parse_access, False, _parses(parse_access), "Apache/nginx access log"),
     LogFormat("nginx_access", parse_access, False, None, "alias of apache_access"),
-    LogFormat("nginx_error", parse_nginx_error, True, _parses(parse_nginx_error), "nginx error log"),
-    LogFormat("apache_error", parse_apache_error, True, _parses(parse_apache_error), "Apache error log"),
     LogFormat(
-        "glog", parse_glog, True, _parses(parse_glog), "glog/klog: Lmmdd hh:mm:ss.uuuuuu tid file:line]"
+        "nginx_error",
+        parse_nginx_error,
+        True,
+        _parses(parse_nginx_error),
+        "nginx error log",
+        starts=_digit,
     ),
-    LogFormat("postgres", parse_iso, True, _postgres_fits, "PostgreSQL: time zone [pid] LEVEL:  message"),
-    LogFormat("python", parse_python, True, _python_fits, "Python logging layouts"),
     LogFormat(
-        "log4j", parse_iso, True, _has_level_and_source, "log4j/logback: time [thread] LEVEL logger - msg"
+        "apache_error",
+        parse_apache_error,
+        True,
+        _parses(parse_apache_error),
+        "Apache error log",
+        starts=_bracket,
     ),
-    LogFormat("hdfs", parse_hdfs, True, _parses(parse_hdfs), "yyMMdd HHmmss pid LEVEL logger: msg"),
-    LogFormat("epoch", parse_epoch, True, _parses(parse_epoch), "epoch seconds/millis then the message"),
-    LogFormat("iso", parse_iso, True, _parses(parse_iso), "ISO 8601 timestamp then the message"),
+    LogFormat(
+        "glog",
+        parse_glog,
+        True,
+        _parses(parse_glog),
+        "glog/klog: Lmmdd hh:mm:ss.uuuuuu tid file:line]",
+        starts=_glog_letter,
+    ),
+    LogFormat(
+        "postgres",
+        parse_iso,
+        True,
+        _postgres_fits,
+        "PostgreSQL: time zone [pid] LEVEL:  message",
+        starts=_digit,
+    ),
+    LogFormat(
+        "python",
+        parse_python,
+        True,
+        _python_fits,
+        "Python logging layouts",
+        starts=_python_first,
+    ),
+    LogFormat(
+        "log4j",
+        parse_iso,
+        True,
+        _has_level_and_source,
+        "log4j/logback: time [thread] LEVEL logger - msg",
+        starts=_digit_or_bracket,
+        fits_iso=_level_and_source,
+    ),
+    LogFormat(
+        "hdfs",
+        parse_hdfs,
+        True,
+        _parses(parse_hdfs),
+        "yyMMdd HHmmss pid LEVEL logger: msg",
+        starts=_digit,
+    ),
+    LogFormat(
+        "epoch",
+        parse_epoch,
+        True,
+        _parses(parse_epoch),
+        "epoch seconds/millis then the message",
+        starts=_digit_or_bracket,
+    ),
+    LogFormat(
+        "iso",
+        parse_iso,
+        True,
+        _parses(parse_iso),
+        "ISO 8601 timestamp then the message",
+        starts=_digit_or_bracket,
+        fits_iso=_any_fields,
+    ),
     LogFormat("logfmt", parse_logfmt, False, _logfmt_fits, "key=value pairs"),
     LogFormat("csv", _no_header, False, None, "CSV export with a header row"),
     LogFormat("plain", _no_header, False, None, "no header: each line is a message"),

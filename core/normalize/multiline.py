@@ -100,10 +100,13 @@ def assemble(
     source: str,
     fmt: str,
     defaults: Fields | None,
+    parsed: dict[str, Fields | None] | None = None,
 ) -> Iterator[LogRecord]:
-    """Turn (line, span, text, wrapper fields) items into records (see :func:`_join` for the rules)."""
+    """Turn (line, span, text, wrapper fields) items into records (see :func:`_join` for the rules).
+    ``parsed`` holds ``parse(text, True)`` for some texts of the first SAMPLE_LINES items, already made
+    (each is used once: a text that comes again is parsed again)."""
     emit = record_builder(source=source, fmt=fmt, defaults=defaults)
-    return _join(items, parse, fallback=fallback, headered=headered, full=True, emit=emit)
+    return _join(items, parse, fallback=fallback, headered=headered, full=True, emit=emit, parsed=parsed)
 
 
 def _message_span(fields: Fields, message: str, start: int, span: int) -> MessageSpan:
@@ -131,6 +134,7 @@ def _join(
     headered: bool,
     full: bool,
     emit: Callable[[Fields, str, int, int], _T],
+    parsed: dict[str, Fields | None] | None = None,
 ) -> Iterator[_T]:
     """Join physical lines into records and hand each to ``emit(fields, message, first line, lines)``.
 
@@ -148,7 +152,12 @@ def _join(
     span = 0
     trace = _NO_TRACE
     for number, count, text, outer in items:
-        fields = parse(text, full)
+        if parsed is not None and text in parsed:
+            fields = parsed.pop(text)  # (popped: the record may take the dict's values as its own)
+            if not parsed:
+                parsed = None
+        else:
+            fields = parse(text, full)
         if fields is None:
             if not text or text.isspace():
                 if pending is not None:

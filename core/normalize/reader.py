@@ -11,12 +11,13 @@ from core.errors import InputError
 from core.models import LogRecord, ParseIssue
 from core.normalize.containers import Item, unwrap_cri, unwrap_docker
 from core.normalize.csv_export import csv_records
-from core.normalize.detect import SAMPLE_LINES, detect_format
+from core.normalize.detect import SAMPLE_LINES, detect_parsing
 from core.normalize.fields import Fields, HeaderParser
 from core.normalize.formats import BY_ID, LOG_FORMATS, parse_any
 from core.normalize.kubernetes import pod_from_path, workload_from_pod
 from core.normalize.multiline import MessageSpan, assemble, assemble_messages
 from core.normalize.sources import LogSource, open_lines, source_name
+from core.normalize.text_formats import parse_iso
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,20 @@ class _JsonReporter:
 
 
 def _detected(lines: Iterator[str], chosen: str) -> tuple[str, Iterator[str]]:
+    fmt, stream, _ = _detected_parsing(lines, chosen)
+    return fmt, stream
+
+
+def _detected_parsing(
+    lines: Iterator[str], chosen: str
+) -> tuple[str, Iterator[str], dict[str, Fields | None]]:
+    """The format, the lines again, and the full ``parse_iso`` fields of sample lines that detection
+    parsed (see :func:`~core.normalize.detect.detect_parsing`; empty when the format was chosen)."""
     sample = list(islice(lines, SAMPLE_LINES))
-    fmt = detect_format(sample) if chosen == "auto" else chosen
-    return fmt, chain(sample, lines)
+    if chosen != "auto":
+        return chosen, chain(sample, lines), {}
+    fmt, parsed = detect_parsing(sample)
+    return fmt, chain(sample, lines), parsed
 
 
 def _unwrapped(fmt: str, stream: Iterator[str]) -> Iterable[Item] | None:
@@ -107,7 +119,7 @@ def _line_parsers(
 def _records(
     lines: Iterator[str], source: str, chosen: str, issues: list[ParseIssue] | None, defaults: Fields | None
 ) -> Iterator[LogRecord]:
-    fmt, stream = _detected(lines, chosen)
+    fmt, stream, parsed = _detected_parsing(lines, chosen)
     if fmt == "csv":
         yield from csv_records(stream, source=source, issues=issues, defaults=defaults)
         return
@@ -126,6 +138,8 @@ def _records(
         source=source,
         fmt=fmt,
         defaults=defaults,
+        # the sample lines detection already read with the format's own parser (its full reading)
+        parsed=parsed if parse is parse_iso and parsed else None,
     )
 
 
