@@ -16,6 +16,7 @@ from core.knowledge_base import (
     EvidenceProfile,
     FoldedTexts,
     KnowledgeBase,
+    RankedSignature,
     SignatureMatch,
     SignatureMatcher,
     fold,
@@ -28,6 +29,9 @@ WARN = int(Severity.WARN)
 MAX_MESSAGES = 400
 UNCERTAINTY = 0.35  # a rival explanation we did not see, always in the running
 MAX_CONFIDENCE = 0.95
+
+# A signature that fits the evidence: as the knowledge base ranks it, or as a SignatureMatch (the same fields).
+Match = SignatureMatch | RankedSignature
 
 
 def evidence_profile(
@@ -119,10 +123,11 @@ def classify(
     profile = evidence_profile(table, anomalies=anomalies, suspects=suspects, question=query)
     if not profile.messages and not profile.metric_anomalies and not profile.exception_types:
         return []
-    matches = knowledge.match(profile, limit=25)
+    # ranked, not matched: the explanations of only the best match of each category are read
+    matches: list[Match] = [*knowledge.rank(profile, limit=25)]
     deploy = _deploy_evidence(anomalies, suspects=suspects, knowledge=knowledge)
     if deploy is not None:
-        matches = [*matches, deploy]
+        matches.append(deploy)
     return rank_causes(
         matches,
         table=table,
@@ -135,7 +140,7 @@ def classify(
 
 
 def rank_causes(
-    matches: Sequence[SignatureMatch],
+    matches: Sequence[Match],
     *,
     table: LogTable,
     anomalies: Sequence[Anomaly],
@@ -148,7 +153,7 @@ def rank_causes(
 
     ``knowledge`` (the base the matches come from) only saves work: its signatures' matchers are ready."""
     # keyed by the category's value: hashing a str is cheaper than hashing an enum member (same order)
-    by_category: dict[str, tuple[Category, list[SignatureMatch]]] = {}
+    by_category: dict[str, tuple[Category, list[Match]]] = {}
     for match in matches:
         category = match.signature.category
         found = by_category.get(category.value)
@@ -159,7 +164,7 @@ def rank_causes(
     origin = suspects[0].name if suspects else None
     wanted = focus.categories
     seen = _MatchMemo(knowledge)
-    scored: list[tuple[float, Category, SignatureMatch]] = []
+    scored: list[tuple[float, Category, Match]] = []
     for category, group in by_category.values():
         group.sort(key=lambda m: -m.score)
         score = group[0].score + 0.25 * sum(m.score for m in group[1:3])
@@ -216,7 +221,7 @@ class _MatchMemo:
             texts = self.texts[cid] = FoldedTexts.of(raw)
         return texts
 
-    def matcher(self, match: SignatureMatch, table: LogTable) -> SignatureMatcher:
+    def matcher(self, match: Match, table: LogTable) -> SignatureMatcher:
         """The signature's matcher without what occurs in no cluster: it answers for each cluster as the full
         one does (see SignatureMatcher.within), and most signatures keep little or nothing to check."""
         matcher = self.matchers.get(match.signature.id)
@@ -227,7 +232,7 @@ class _MatchMemo:
             self.matchers[match.signature.id] = matcher
         return matcher
 
-    def full_matcher(self, match: SignatureMatch) -> SignatureMatcher:
+    def full_matcher(self, match: Match) -> SignatureMatcher:
         if self.knowledge is None:
             return SignatureMatcher.of(match.signature)
         return self.knowledge.matcher(match.signature)
@@ -238,7 +243,7 @@ class _MatchMemo:
         return self.series
 
 
-def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
+def _fires_on(match: Match, cid: int, *, table: LogTable, seen: _MatchMemo) -> bool:
     """Whether the match's signature fires on the cluster's template or examples (Signature.matches_any)."""
     key = (match.signature.id, cid)
     hit = seen.fires.get(key)
@@ -249,7 +254,7 @@ def _fires_on(match: SignatureMatch, cid: int, *, table: LogTable, seen: _MatchM
     return hit
 
 
-def _series_matched(match: SignatureMatch, anomalies: Sequence[Anomaly], *, seen: _MatchMemo) -> list[str]:
+def _series_matched(match: Match, anomalies: Sequence[Anomaly], *, seen: _MatchMemo) -> list[str]:
     """The subjects of the metric anomalies whose series the match's signature watches, in order."""
     series = seen.metric_series(anomalies)
     if not series:
@@ -259,7 +264,7 @@ def _series_matched(match: SignatureMatch, anomalies: Sequence[Anomaly], *, seen
 
 
 def _origin_share(
-    match: SignatureMatch,
+    match: Match,
     *,
     table: LogTable,
     anomalies: Sequence[Anomaly],
@@ -311,7 +316,7 @@ def _deploy_evidence(
 
 
 def _evidence_for(
-    match: SignatureMatch, *, table: LogTable, anomalies: Sequence[Anomaly], seen: _MatchMemo
+    match: Match, *, table: LogTable, anomalies: Sequence[Anomaly], seen: _MatchMemo
 ) -> Evidence:
     template_ids: list[str] = []
     lines: list[EvidenceLine] = []

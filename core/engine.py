@@ -32,7 +32,7 @@ from core.answers import (
     SimilarIncident,
 )
 from core.focus import parse_focus
-from core.knowledge_base import EvidenceProfile, KnowledgeBase, Signature, SignatureMatch, WeightedText
+from core.knowledge_base import EvidenceProfile, KnowledgeBase, RankedSignature, Signature, WeightedText
 from core.models import Category, Evidence, Report
 
 MIN_QUESTION_MATCH = 0.15
@@ -267,10 +267,11 @@ def _keep_accepted(causes: list[RankedCause], *, learning: _Learning, session: S
     return [*kept, *causes][:MAX_CAUSES]
 
 
-def _question_matches(knowledge: KnowledgeBase, query: str) -> list[SignatureMatch]:
-    """The knowledge-base matches of the question alone that are strong enough to be heard, best first."""
+def _question_matches(knowledge: KnowledgeBase, query: str) -> list[RankedSignature]:
+    """The knowledge-base matches of the question alone that are strong enough to be heard, best first (ranked,
+    not made into SignatureMatch models: the same fields, and only the first few explanations are read)."""
     profile = EvidenceProfile(question=query, messages=[WeightedText(text=query[:2000], weight=1.0)])
-    return [m for m in knowledge.match(profile, limit=6) if m.score >= MIN_QUESTION_MATCH]
+    return [m for m in knowledge.rank(profile, limit=6) if m.score >= MIN_QUESTION_MATCH]
 
 
 # --- next steps ------------------------------------------------------------------------------------------

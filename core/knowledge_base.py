@@ -29,6 +29,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -465,6 +466,32 @@ class SignatureMatch(BaseModel):
     matched: list[str] = Field(default_factory=list)
 
 
+class RankedSignature:
+    """What :meth:`KnowledgeBase.rank` finds: a :class:`SignatureMatch` as :meth:`KnowledgeBase.match` would
+    return it (the same signature, score and explanations), not validated into a model, and with the notes on
+    metrics written only when :attr:`matched` is first read. A caller that reads the explanations of only a few
+    of its matches (the root-cause ranking reads those of the best match per category) saves writing and
+    validating the rest."""
+
+    __slots__ = ("_explained", "_matched", "_notes", "score", "signature")
+
+    def __init__(
+        self, signature: Signature, score: float, explained: list[str], notes: Sequence[_Note]
+    ) -> None:
+        self.signature = signature
+        self.score = score  # in (0, 1]: the ranking keeps positive scores only and caps them at 1
+        self._explained = explained
+        self._notes = notes
+        self._matched: list[str] | None = None
+
+    @property
+    def matched(self) -> list[str]:
+        """Which symptoms hit (SignatureMatch.matched): one list, written on the first read."""
+        if self._matched is None:
+            self._matched = self._explained + [_note_text(note) for note in self._notes]
+        return self._matched
+
+
 # ---------------------------------------------------------------------------------- regex analysis
 
 _SPECIAL_ESCAPES = frozenset("dDwWsSbBAZzGnrtfvxuUN0123456789")
@@ -637,22 +664,37 @@ def required_literals(pattern: str) -> tuple[str, ...]:
 def screen_literals(pattern: str) -> tuple[str, ...]:
     """ASCII literals one of which is in ``ignorecase_fold(text)`` whenever ``pattern`` matches ``text``
     case-insensitively; empty when none can be shown. They are the :func:`required_literals` of the pattern,
-    or of the group it opens with when that group must match (no quantifier after it, no alternative beside
-    it): ``(environment variable|env var) \\S+ is not set``."""
+    or of the first group that must match and has some (a group at the top level with no quantifier after it
+    and no alternative beside it): ``(environment variable|env var) \\S+ is not set``,
+    ``^(\\w+\\.)*\\w+(Error|Exception):``."""
     literals = required_literals(pattern)
-    if (
-        not literals
-        and pattern.startswith("(")
-        and "(?x" not in pattern
-        and _top_level_alternatives(pattern) == 1
-    ):
-        end = _skip_group(pattern, 0)
-        if end < len(pattern) and pattern[end] not in "?*+{":
-            inner = pattern[1 : end - 1].removeprefix("?:")
-            if not inner.startswith("?"):  # lookarounds, named groups and flags are not looked into
-                literals = required_literals(inner)
+    if not literals and "(?x" not in pattern and _top_level_alternatives(pattern) == 1:
+        literals = _mandatory_group_literals(pattern)
     if all(literal.isascii() for literal in literals):
         return literals
+    return ()
+
+
+def _mandatory_group_literals(pattern: str) -> tuple[str, ...]:
+    """The :func:`required_literals` of the first top-level group of ``pattern`` (which has no top-level
+    alternative) that every match goes through and that has some: no quantifier follows it, and lookarounds,
+    named groups, flags and conditionals are not looked into."""
+    depth = 0
+    for i, char in _structural(pattern, 0):
+        if char == ")":
+            depth = max(depth - 1, 0)
+            continue
+        if char != "(":
+            continue
+        if depth == 0:
+            end = _skip_group(pattern, i)
+            if end < len(pattern) and pattern[end] not in "?*+{":
+                inner = pattern[i + 1 : end - 1].removeprefix("?:")
+                if not inner.startswith("?"):
+                    literals = required_literals(inner)
+                    if literals:
+                        return literals
+        depth += 1
     return ()
 
 
@@ -772,11 +814,27 @@ def _gram_at(data: bytes, start: int) -> _Gram:
     return gram
 
 
+# From this many bytes on, numpy finds a text's distinct windows faster than a set fed by memoryviews (below it
+# numpy's fixed costs dominate; a 1 kB text takes about three quarters of the time, a 40 kB one three fifths).
+_NUMPY_GRAMS_FROM = 448
+
+
 def _grams(text: str) -> set[_Gram]:
     """Every 4-byte window of the text's UTF-8 as an int. Reading the bytes as machine ints at each of the four
     offsets keeps the loop in C and allocates no tuples or strings (nor anything the garbage collector must
     track): about twice as cheap as slicing out 4-character strings."""
     data = _utf8(text)
+    if len(data) >= _NUMPY_GRAMS_FROM:
+        # The same ints: a native uint32 read at every byte offset (a view whose stride is one byte) is the
+        # machine unsigned int that memoryview.cast reads there. Sorted, only the first of each run of equal
+        # windows becomes a Python int.
+        windows = np.sort(
+            np.ndarray(shape=(len(data) - _GRAM + 1,), dtype=np.uint32, buffer=data, strides=(1,))
+        )
+        distinct: list[_Gram] = windows[1:][windows[1:] != windows[:-1]].tolist()
+        found = set(distinct)
+        found.add(int(windows[0]))
+        return found
     out: set[_Gram] = set()
     for offset in range(_GRAM):
         end = offset + (len(data) - offset) // _GRAM * _GRAM
@@ -1219,6 +1277,16 @@ class KnowledgeBase:
 
     def match(self, evidence: EvidenceProfile, *, limit: int = 10) -> list[SignatureMatch]:
         """Score every signature against the evidence; the best ``limit`` with a positive score."""
+        # validated as one list: a quarter cheaper than one SignatureMatch(...) at a time, the same models
+        return _MATCH_LIST.validate_python(
+            [
+                {"signature": found.signature, "score": found.score, "matched": found.matched}
+                for found in self.rank(evidence, limit=limit)
+            ]
+        )
+
+    def rank(self, evidence: EvidenceProfile, *, limit: int = 10) -> list[RankedSignature]:
+        """:meth:`match` without making models: the same signatures, scores and explanations, best first."""
         if limit <= 0:
             return []
         messages = sorted(evidence.messages, key=lambda item: item.weight, reverse=True)[:MAX_MESSAGES]
@@ -1321,14 +1389,13 @@ class KnowledgeBase:
             scored.append(
                 (-min(1.0, score), -len(matched) - len(notes), signature.id, matched, notes, signature)
             )
-        scored.sort(key=_rank_key)
-        # validated as one list: a quarter cheaper than one SignatureMatch(...) at a time, the same models
-        return _MATCH_LIST.validate_python(
-            [
-                {"signature": signature, "score": -score, "matched": matched + [_note_text(n) for n in notes]}
-                for score, _, _, matched, notes, signature in scored[:limit]
-            ]
-        )
+        # by (score, explanations, id) as the comments above say: ids are unique, so comparing whole tuples never
+        # gets past the id, and it spares a key tuple per item
+        scored.sort()
+        return [
+            RankedSignature(signature, -score, matched, notes)
+            for score, _, _, matched, notes, signature in scored[:limit]
+        ]
 
     def _run_probes(
         self,
@@ -1347,6 +1414,7 @@ class KnowledgeBase:
         corpus_grams = _grams(corpus) if messages else set()
         if messages:
             low_ascii: list[str] | None = None  # ignorecase_fold of each message, made when first needed
+            low_corpus: str | None = None  # ignorecase_fold of the messages joined by newlines, likewise
             starts: list[int] = []  # where each folded message begins in the corpus
             start = 0
             for low in folded:
@@ -1360,6 +1428,12 @@ class KnowledgeBase:
                 if screen is None:
                     indexes = _containing(probe.literal, folded=folded, corpus=corpus, starts=starts)
                 else:  # a regex can only match a message that holds one of its screen literals
+                    if low_corpus is None:
+                        low_corpus = ignorecase_fold("\n".join(texts))
+                    # A screen literal in one message's ignorecase_fold is in that of all of them joined (it
+                    # folds character by character): when none is there, no message needs a look.
+                    if not any(map(low_corpus.__contains__, screen)):
+                        continue
                     if low_ascii is None:
                         low_ascii = [ignorecase_fold(text) for text in texts]
                     indexes = [i for i, low in enumerate(low_ascii) if any(map(low.__contains__, screen))]
@@ -1399,10 +1473,6 @@ class KnowledgeBase:
 
 
 _MATCH_LIST: Final = TypeAdapter(list[SignatureMatch])
-
-
-def _rank_key(item: tuple[float, int, str, list[str], Sequence[_Note], Signature]) -> tuple[float, int, str]:
-    return item[0], item[1], item[2]
 
 
 def _containing(literal: str, *, folded: Sequence[str], corpus: str, starts: Sequence[int]) -> Sequence[int]:

@@ -82,6 +82,8 @@ def test_ranked_evidence_is_what_checking_every_cluster_finds(
     )
     with_knowledge = rank_causes(matches, **ranked, knowledge=kb)
     assert with_knowledge == rank_causes(matches, **ranked)
+    # the knowledge base's ranking (no models made) ranks the causes as its validated matches do
+    assert with_knowledge == rank_causes(kb.rank(profile, limit=25), **ranked, knowledge=kb)
     assert with_knowledge, name
     by_id = {m.signature.id: m for m in matches}
     for cause in with_knowledge:

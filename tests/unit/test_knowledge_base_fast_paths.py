@@ -5,6 +5,7 @@ narrowed to what occurs in a batch of texts, and the knowledge base's prepared m
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,6 +186,11 @@ def test_match_explanations_of_one_hit_are_written_once_and_alike() -> None:
         (r"(env var|setting) x|y", ()),  # another alternative needs neither
         (r"(?=env var)\S+", ()),
         ("(Überlauf|overflow) x", ("berlauf", "overflow")),  # runs of ASCII between other characters
+        # a later group that must match is looked into when the earlier ones prove nothing
+        (r"^(?!(java|org)\.)(\w+\.)*\w+(Error|Exception):", ("error", "exception")),
+        (r"(\w+\.)*(env var|setting)+ (is|was)\b", ("is", "was")),
+        (r"\S+ (env var|setting)", ()),  # a group at the very end is not looked into
+        (r"(?i)\S+ (?P<name>env var|setting) x", ()),  # nor are flags or named groups
     ],
 )
 def test_screen_literals(pattern: str, literals: tuple[str, ...]) -> None:
@@ -211,3 +217,58 @@ def test_screen_literals_hold_on_every_match(pattern: str, data: st.DataObject) 
     for variant in _variants(text):
         if re.search(pattern, variant, re.IGNORECASE):
             assert any(literal in kbmod.ignorecase_fold(variant) for literal in literals), (pattern, variant)
+
+
+def _windows(text: str) -> set[int]:
+    """Every 4-byte window of the text's UTF-8 as a native unsigned int, one at a time."""
+    data = text.encode("utf-8", "surrogatepass")
+    return {int.from_bytes(data[i : i + 4], sys.byteorder) for i in range(len(data) - 3)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.integers(min_value=1, max_value=12), st.sampled_from(["", "\ud800", "é東"]))
+def test_grams_are_every_window_on_both_sides_of_the_numpy_threshold(
+    text: str, repeat: int, odd: str
+) -> None:
+    # repeated, the text crosses the length from which numpy finds the windows
+    for sample in (text, odd + text * repeat, text * repeat + odd):
+        assert kbmod._grams(sample) == _windows(sample)
+
+
+def test_rank_finds_what_match_returns() -> None:
+    line = "java.lang.OutOfMemoryError: Java heap space"
+    profile = EvidenceProfile(
+        question="pods OOMKilled, pool exhausted?",
+        messages=[
+            WeightedText(text=line, weight=3.0, count=4),
+            WeightedText(text="redis timeout", weight=1.0),
+        ],
+        exception_types=["java.lang.OutOfMemoryError", "SQLException"],
+        metric_anomalies=[
+            MetricSignal(name="memory_usage", score=4.0),
+            MetricSignal(name="db_connections", direction="none", score=1.0),
+        ],
+        services=["redis-cache"],
+    )
+    for limit in (0, 1, 6, 25):
+        matches = _KB.match(profile, limit=limit)
+        ranked = _KB.rank(profile, limit=limit)
+        assert [(r.signature, r.score, r.matched) for r in ranked] == [
+            (m.signature, m.score, m.matched) for m in matches
+        ]
+    notes = [
+        note for found in _KB.rank(profile, limit=25) for note in found.matched if note.startswith("metric")
+    ]
+    assert notes  # the metric notes are written when asked for
+
+
+def test_a_screened_pattern_is_found_behind_characters_that_fold_apart() -> None:
+    # "İ" folds (str.casefold) to "i" plus a dot, yet re.IGNORECASE finds "i" in it: the screen of the
+    # corpus must use the fold that keeps it one "i"
+    line = "config: envİronment variable DATABASE_URL is not set"
+    plain = _KB.match(EvidenceProfile(messages=[WeightedText(text=line.replace("İ", "i"))]), limit=5)
+    folded = _KB.match(EvidenceProfile(messages=[WeightedText(text=line)]), limit=5)
+    assert any("environment variable" in note for m in plain for note in m.matched)
+    assert [(m.signature.id, m.score, [n.replace("İ", "i") for n in m.matched]) for m in folded] == [
+        (m.signature.id, m.score, m.matched) for m in plain
+    ]
