@@ -204,13 +204,9 @@ class SlackBot:
     ) -> None:
         """Every question, verdict, resolution and forget from Slack lands in the audit log (as the HTTP
         edge's do); a failed write is logged and counted, never shown to the user."""
-        try:
-            await self.services.stores.history.audit(
-                AuditEvent(actor=f"slack:{actor}", action=action, session_id=session_id, detail=detail)
-            )
-        except Exception:
-            log.exception("audit write failed", extra={"action": action})
-            self.services.metrics.audit_failures.inc()
+        await self.services.audit.record(
+            AuditEvent(actor=f"slack:{actor}", action=action, session_id=session_id, detail=detail)
+        )
 
     async def _store_resolution(self, session_id: str, request: ResolveRequest) -> IncidentCase:
         """Resolve the session into an incident case, and audit it."""

@@ -1,5 +1,5 @@
-"""The long-lived objects one running service shares: settings, stores, the troubleshooter, metrics and
-tracing. Built once at the entry point; the stores and the troubleshooter are opened when the server starts
+"""The long-lived objects one running service shares: settings, stores, the troubleshooter, the audit
+trail, metrics and tracing. Built once at the entry point; the stores and the troubleshooter are opened when the server starts
 (``start``) and closed at shutdown (``close``)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from faultmaven.audit_trail import AuditTrail
 from faultmaven.observability import Metrics, Tracing, setup_tracing
 from faultmaven.settings import Settings
 
@@ -42,6 +43,7 @@ class Services:
         self._troubleshooter = troubleshooter
         self._owns_stores = stores is None
         self._owns_troubleshooter = troubleshooter is None
+        self._audit: AuditTrail | None = None
         self._started = False
         self._tracing_shut = False
 
@@ -56,6 +58,12 @@ class Services:
         if self._troubleshooter is None:
             raise ServicesNotStartedError("troubleshooter used before Services.start()")
         return self._troubleshooter
+
+    @property
+    def audit(self) -> AuditTrail:
+        if self._audit is None:
+            raise ServicesNotStartedError("audit trail used before Services.start()")
+        return self._audit
 
     @property
     def started(self) -> bool:
@@ -79,11 +87,17 @@ class Services:
             except BaseException:
                 await self._close_stores()
                 raise
+        self._audit = AuditTrail(
+            self._stores.history, metrics=self.metrics, blocking=self.settings.audit_blocking
+        )
         self._started = True
         log.info("services started")
 
     async def close(self) -> None:
-        """Close what ``start`` opened and flush traces. Safe to call more than once."""
+        """Write the audit records still pending, close what ``start`` opened and flush traces. Safe to call
+        more than once."""
+        if self._audit is not None:
+            await self._audit.close()
         if self._owns_troubleshooter and self._troubleshooter is not None:
             troubleshooter, self._troubleshooter = self._troubleshooter, None
             # not part of the Troubleshooter protocol (yet): the service closes its LLM client here

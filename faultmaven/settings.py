@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    audit_blocking: bool = Field(
+        default=False,
+        description="Answer only once the action's audit record is committed. Off: records are written behind "
+        "the answers (group-committed), so an audit store's slow commit never delays one; a process that dies "
+        "can lose its last few milliseconds of records.",
+    )
     rate_limit_per_minute: int = Field(default=120, ge=1)
     analysis_processes: int = Field(
         default=0, ge=0, description="Worker processes for log analysis (0: in the server process)."

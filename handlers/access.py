@@ -79,7 +79,8 @@ async def guarded(
 
 
 async def write_audit(request: web.Request, act: Act, *, outcome: str) -> None:
-    """Record the action. A failing audit store is logged and counted, not turned into a user error."""
+    """Record the action in the audit trail (written behind the answer unless FAULTMAVEN_AUDIT_BLOCKING; a
+    failing audit store is logged and counted, not turned into a user error)."""
     services = request.app[SERVICES_KEY]
     detail = {key: value[:_MAX_DETAIL_CHARS] for key, value in act.detail.items()}
     detail["outcome"] = outcome
@@ -90,8 +91,4 @@ async def write_audit(request: web.Request, act: Act, *, outcome: str) -> None:
     event = AuditEvent(
         actor=act.actor[:200] or "anonymous", action=act.action, session_id=act.session_id, detail=detail
     )
-    try:
-        await services.stores.history.audit(event)
-    except Exception as exc:
-        services.metrics.audit_failures.inc()
-        log.error("audit write failed", extra={"action": act.action, "error": type(exc).__name__})
+    await services.audit.record(event)

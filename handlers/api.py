@@ -189,6 +189,7 @@ async def admin_audit(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
     async with guarded(request, action="admin:read_audit", permission=Permission.ADMIN):
         params = read_query(request, AuditQuery)
+        await services.audit.flush()  # what this process answered so far is in the trail it reads
         events = await services.stores.history.list_audit(limit=params.limit, action=params.action)
         return model_response(AuditResponse(events=events))
 

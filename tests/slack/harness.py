@@ -75,8 +75,9 @@ class SlackHarness:
         return self.app[SLACK_BOT_KEY]
 
     async def settle(self) -> None:
-        """Wait until every answer the bot started has been posted."""
+        """Wait until every answer the bot started has been posted, and its audit records written."""
         assert await self.bot.tasks.drain(wait_seconds=60)
+        await self.bot.services.audit.flush()
 
     async def post(
         self, body: str, *, content_type: str, headers: dict[str, str] | None = None, signed: bool = True

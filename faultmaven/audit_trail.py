@@ -1,0 +1,59 @@
+"""Writing the audit trail: every action an edge serves (HTTP API, Slack) is recorded in the history store.
+
+By default a record is written behind the answer: the request hands it over and goes on, and the history
+store commits it with the others that arrive meanwhile (group commit). The answer never depended on the
+write (a failed write is logged and counted, never shown to the user), but waiting for it put the audit
+store's commit latency, fsync included, into every request: one slow fsync on a busy disk delayed every
+answer in flight. The cost of not waiting: a process that dies (not one that is stopped) can lose the
+records of its last few milliseconds. ``FAULTMAVEN_AUDIT_BLOCKING=true`` restores the strict order (answer
+only once its record is committed) for deployments that need it.
+
+Reads of the trail (``flush`` first) and shutdown (``close``) wait for the records handed over so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faultmaven.observability import Metrics
+from faultmaven.stores.base import AuditEvent, HistoryStore
+
+log = logging.getLogger(__name__)
+
+
+class AuditTrail:
+    def __init__(self, history: HistoryStore, *, metrics: Metrics, blocking: bool) -> None:
+        self._history = history
+        self._metrics = metrics
+        self._blocking = blocking
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @property
+    def blocking(self) -> bool:
+        return self._blocking
+
+    async def record(self, event: AuditEvent) -> None:
+        """Record ``event``: written before this returns when blocking, behind it otherwise."""
+        if self._blocking:
+            await self._write(event)
+            return
+        task = asyncio.get_running_loop().create_task(self._write(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Wait until every record handed over so far is written (or its failure logged)."""
+        while self._pending:
+            # (asyncio.wait, not gather: a cancelled flush must not cancel the writes)
+            await asyncio.wait(set(self._pending))
+
+    async def close(self) -> None:
+        await self.flush()
+
+    async def _write(self, event: AuditEvent) -> None:
+        try:
+            await self._history.audit(event)
+        except Exception as exc:
+            self._metrics.audit_failures.inc()
+            log.error("audit write failed", extra={"action": event.action, "error": type(exc).__name__})
