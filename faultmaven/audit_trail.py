@@ -8,7 +8,8 @@ answer in flight. The cost of not waiting: a process that dies (not one that is 
 records of its last few milliseconds. ``FAULTMAVEN_AUDIT_BLOCKING=true`` restores the strict order (answer
 only once its record is committed) for deployments that need it.
 
-Reads of the trail (``flush`` first) and shutdown (``close``) wait for the records handed over so far.
+Reads of the trail (``flush`` first) and shutdown (``close``) wait for the records this process handed over
+so far; another worker's records of the last milliseconds may still be on their way.
 """
 
 from __future__ import annotations
