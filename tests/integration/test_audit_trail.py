@@ -4,6 +4,7 @@ counted, never shown. On the real SQLite history store, held by another connecti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -11,10 +12,15 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
 
+from faultmaven.audit_trail import AuditTrail
+from faultmaven.observability import Metrics
+from faultmaven.stores import open_stores
+from faultmaven.stores.base import AuditEvent, HistoryStore
 from faultmaven.stores.sqlite import HISTORY_FILE
 from tests.integration.api_support import live_server, make_settings
 
@@ -117,6 +123,7 @@ async def test_records_pending_at_shutdown_are_written(tmp_path: Path) -> None:
 async def test_a_failed_audit_write_is_counted_not_shown(tmp_path: Path) -> None:
     async with live_server(make_settings(tmp_path / "data")) as live, aiohttp.ClientSession() as http:
         await _ask(http, live.url, "warm-up")
+        await live.services.audit.flush()
         await live.services.stores.history.close()  # every later audit write fails
         await _ask(http, live.url, "unrecorded")
         await live.services.audit.flush()
@@ -124,3 +131,40 @@ async def test_a_failed_audit_write_is_counted_not_shown(tmp_path: Path) -> None
             metrics = await resp.text()
     failures = [line for line in metrics.splitlines() if line.startswith("faultmaven_audit_failures_total ")]
     assert failures == ["faultmaven_audit_failures_total 1.0"]
+
+
+class _Observed:
+    """The real history store, with the moments ``audit`` was called noted."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.calls: list[float] = []
+
+    async def audit(self, event: AuditEvent) -> None:
+        self.calls.append(asyncio.get_running_loop().time())
+        await self.store.audit(event)
+
+
+async def test_records_handed_over_together_share_one_write(tmp_path: Path) -> None:
+    stores = await open_stores(make_settings(tmp_path / "data"))
+    try:
+        observed = _Observed(stores.history)
+        trail = AuditTrail(
+            cast(HistoryStore, observed), metrics=Metrics(), blocking=False, gather_seconds=0.05
+        )
+        first = asyncio.get_running_loop().time()
+        for number in range(5):
+            await trail.record(AuditEvent(actor="U1", action="query", detail={"n": str(number)}))
+            await asyncio.sleep(0.005)
+        assert observed.calls == []  # nothing written while the window is open
+        await trail.flush()
+        assert len(observed.calls) == 5
+        assert max(observed.calls) - min(observed.calls) < 0.005  # handed to the store together
+        assert min(observed.calls) >= first + 0.05
+        assert sorted(e.detail["n"] for e in await stores.history.list_audit()) == ["0", "1", "2", "3", "4"]
+        # one that comes later, alone, is written after its own window
+        await trail.record(AuditEvent(actor="U1", action="query", detail={"n": "5"}))
+        await trail.close()
+        assert len(observed.calls) == 6 and len(await stores.history.list_audit()) == 6
+    finally:
+        await stores.close()
