@@ -16,6 +16,7 @@ from faultmaven.stores.base import (
     COMMAND_TIMEOUT_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
     RateDecision,
+    session_body,
     stored_session,
 )
 
@@ -106,9 +107,7 @@ class RedisSessionStore:
 
     async def save_session(self, session: Session) -> None:
         await self._call(
-            self._client.set(
-                self._key("session", session.id), session.model_dump_json(), ex=self._ttl_seconds
-            ),
+            self._client.set(self._key("session", session.id), session_body(session), ex=self._ttl_seconds),
             op="save_session",
         )
 

@@ -37,6 +37,7 @@ from faultmaven.stores.base import (
     like_pattern,
     new_id,
     search_terms,
+    session_body,
     stored_session,
     to_utc,
 )
@@ -285,7 +286,7 @@ class SqliteSessionStore:
         self._ttl_seconds = ttl_seconds
         self._writes = 0
         # saves of concurrent requests share one transaction (and one hop, when it goes to the worker thread)
-        self._session_batches: GroupCommit[tuple[str, str, float]] = GroupCommit(self._write_sessions)
+        self._session_batches: GroupCommit[tuple[str, bytes, float]] = GroupCommit(self._write_sessions)
 
     @classmethod
     async def open(
@@ -316,10 +317,10 @@ class SqliteSessionStore:
 
     async def save_session(self, session: Session) -> None:
         await self._session_batches.submit(
-            (session.id, session.model_dump_json(), time.time() + self._ttl_seconds)
+            (session.id, session_body(session), time.time() + self._ttl_seconds)
         )
 
-    async def _write_sessions(self, rows: Sequence[tuple[str, str, float]]) -> None:
+    async def _write_sessions(self, rows: Sequence[tuple[str, bytes, float]]) -> None:
         """Concurrent saves share one transaction; a session saved twice in a batch keeps the later body."""
         purge = self._count_writes(len(rows))
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import sqlite3
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
 from core.answers import Feedback, IncidentCase, RequestKind, Session, Turn
 from core.errors import DependencyError, NotFoundError
@@ -204,6 +206,57 @@ async def test_session_round_trip_and_delete(stores: Stores) -> None:
     await stores.sessions.delete_session(session.id)
     assert await stores.sessions.get_session(session.id) is None
     await stores.sessions.delete_session(session.id)  # deleting twice is fine
+
+
+class _RawSessions:
+    """The session store's rows as bytes, read and written around the store (an older version's rows, damage)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def get(self, session_id: str) -> bytes | str:
+        if self.backend.redis_url is not None:
+            client = aioredis.Redis.from_url(self.backend.redis_url)
+            try:
+                raw = await client.get(f"faultmaven:session:{session_id}")
+            finally:
+                await client.aclose()
+            assert raw is not None
+            return bytes(raw)
+        with sqlite3.connect(self.backend.tmp_path / "data" / SESSIONS_FILE) as conn:
+            row = conn.execute("SELECT body FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+    async def put(self, session_id: str, body: bytes | str) -> None:
+        if self.backend.redis_url is not None:
+            client = aioredis.Redis.from_url(self.backend.redis_url)
+            try:
+                await client.set(f"faultmaven:session:{session_id}", body, ex=600)
+            finally:
+                await client.aclose()
+            return
+        with sqlite3.connect(self.backend.tmp_path / "data" / SESSIONS_FILE) as conn:
+            conn.execute("UPDATE sessions SET body = ? WHERE id = ?", (body, session_id))
+
+
+async def test_sessions_are_stored_compressed_and_plain_older_ones_still_read(
+    stores: Stores, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = _RawSessions(backend)
+    session = make_session()
+    await stores.sessions.save_session(session)
+    stored = await raw.get(session.id)
+    plain = session.model_dump_json()
+    assert isinstance(stored, bytes) and zlib.decompress(stored) == plain.encode()
+    assert len(stored) < len(plain) * 0.7
+    # rows written before compression (JSON text) are read as they are
+    await raw.put(session.id, plain)
+    assert await stores.sessions.get_session(session.id) == session
+    # a damaged body is a conversation that starts afresh, not an error on every turn
+    await raw.put(session.id, stored[: len(stored) // 2])
+    assert await stores.sessions.get_session(session.id) is None
+    assert "stored session is damaged" in caplog.text
 
 
 async def test_session_ttl_expires_and_is_refreshed_on_save(backend: Backend) -> None:
