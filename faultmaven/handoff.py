@@ -12,8 +12,8 @@ The supervisor side is ``hand_over``; a worker serves what it receives through `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import signal
 import socket
 import ssl
 from typing import TYPE_CHECKING
@@ -127,16 +127,21 @@ def serve_handed_connections(
 ) -> None:
     """Serve ``app`` on the connections that arrive on ``inbox`` until SIGINT/SIGTERM, then shut down as
     ``web.run_app`` does: stop taking connections, give requests in flight ``shutdown_timeout`` seconds, run
-    the app's cleanup."""
+    the app's cleanup. A second stop signal while that runs changes nothing: a service manager that signals
+    every process of the server (systemd's default) reaches a worker twice, once directly and once through
+    the supervisor, and the cleanup (pending audit records, closing the stores) must not be cut short."""
 
     async def main() -> None:
-        runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=shutdown_timeout)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         await runner.setup()
         try:
             await HandedConnectionsSite(runner, inbox, ssl_context=ssl_context).start()
-            await asyncio.Event().wait()  # until a stop signal raises GracefulExit out of the loop
+            await stop.wait()
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())

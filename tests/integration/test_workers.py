@@ -204,6 +204,37 @@ def test_workers_serve_https_on_the_connections_handed_to_them(tmp_path: Path) -
         assert proc.wait(timeout=60) == 0
 
 
+def test_workers_shut_down_cleanly_when_every_process_is_signalled_twice(tmp_path: Path) -> None:
+    """A service manager that signals the whole process group (systemd's default) reaches each worker
+    directly and again through the supervisor; the second signal must not cut a worker's cleanup short."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "FAULTMAVEN_DATA_DIR": str(tmp_path), "FAULTMAVEN_LOG_LEVEL": "INFO"},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(proc, port)
+        deadline = time.monotonic() + 30
+        while len(_children(proc.pid)) < 2:
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        time.sleep(1.0)  # both workers past their start-up (a worker stopped while starting is a failure)
+        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert err.decode().count('"msg": "services closed"') == 2
+
+
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
