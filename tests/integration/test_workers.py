@@ -76,35 +76,61 @@ def _metric_total(text: str, name: str, **labels: str) -> float:
     return total
 
 
+class _ServedWorkers:
+    """``faultmaven serve --workers 2`` on ``port`` in its own process group (so a failed test can stop the
+    whole group), with its JSON log lines collected as they come."""
+
+    def __init__(self, port: int, env: dict[str, str]) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
+            env={**os.environ, "FAULTMAVEN_LOG_LEVEL": "INFO", **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self.log_lines: list[str] = []
+        stderr = self.proc.stderr
+        assert stderr is not None
+        self._reader = threading.Thread(
+            target=lambda: self.log_lines.extend(line.decode() for line in iter(stderr.readline, b"")),
+            daemon=True,
+        )
+        self._reader.start()
+
+    def logged(self, message: str) -> int:
+        return sum(f'"msg": "{message}"' in line for line in list(self.log_lines))
+
+    def wait_logged(self, message: str, count: int, *, deadline: float, what: str) -> None:
+        while self.logged(message) < count:
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    def wait_exit(self) -> int:
+        """The supervisor's exit code, once it and its log are done."""
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+    def kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
 def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
-        "FAULTMAVEN_AUTH_JWT_SECRET": SECRET,
-        "FAULTMAVEN_LOG_LEVEL": "INFO",
-        "TMPDIR": str(tmp_path / "tmp"),  # where the workers' shared metric files go
-    }
     (tmp_path / "tmp").mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # so a failed test can stop the whole group
+    server = _ServedWorkers(
+        port,
+        {
+            "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
+            "FAULTMAVEN_AUTH_JWT_SECRET": SECRET,
+            "TMPDIR": str(tmp_path / "tmp"),  # where the workers' shared metric files go
+        },
     )
-    log_lines: list[str] = []
-    stderr = proc.stderr
-    assert stderr is not None
-    reader = threading.Thread(
-        target=lambda: log_lines.extend(line.decode() for line in iter(stderr.readline, b"")), daemon=True
-    )
-    reader.start()
-
-    def logged(message: str) -> int:
-        return sum(f'"msg": "{message}"' in line for line in list(log_lines))
-
+    proc = server.proc
     try:
         _wait_ready(proc, port)
         workers = _children(proc.pid)
@@ -139,9 +165,7 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
         # answered from one worker: wait until both have started (one killed while starting would count as
         # a failed start, which stops the server)
         deadline = time.monotonic() + 30
-        while logged("services started") < 2:
-            assert time.monotonic() < deadline, "the second worker did not start"
-            time.sleep(0.1)
+        server.wait_logged("services started", 2, deadline=deadline, what="the second worker did not start")
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while workers[0] in _children(proc.pid):  # connections it held die with it; new ones must not
@@ -156,41 +180,34 @@ def test_two_workers_share_the_port_the_stores_and_the_metrics(tmp_path: Path) -
                 _post_query(port, token, "still there?")
             except OSError as exc:
                 raise AssertionError(
-                    f"no answer while a worker was replaced ({exc}); server log:\n" + "".join(log_lines[-15:])
+                    f"no answer while a worker was replaced ({exc}); server log:\n"
+                    + "".join(server.log_lines[-15:])
                 ) from exc
             time.sleep(0.2)
-        while logged("services started") < 3:  # the replacement opened its stores too
-            assert time.monotonic() < deadline, "the replacement worker did not start"
-            time.sleep(0.1)
+        # the replacement opened its stores too
+        server.wait_logged("services started", 3, deadline=deadline, what="the replacement did not start")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        reader.join(timeout=10)
-        assert logged("a server worker died; starting a replacement") == 1
-        assert logged("services closed") == 2  # both live workers shut down cleanly
+        assert server.wait_exit() == 0
+        assert server.logged("a server worker died; starting a replacement") == 1
+        assert server.logged("services closed") == 2  # both live workers shut down cleanly
         assert not any((tmp_path / "tmp").iterdir())  # the metric files went with the server
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            server.kill_group()
 
 
 def test_workers_serve_https_on_the_connections_handed_to_them(tmp_path: Path) -> None:
     cert_path, key_path = self_signed_certificate(tmp_path)
     port = free_port()
-    env = {
-        **os.environ,
-        "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
-        "FAULTMAVEN_TLS_CERT_FILE": str(cert_path),
-        "FAULTMAVEN_TLS_KEY_FILE": str(key_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    server = _ServedWorkers(
+        port,
+        {
+            "FAULTMAVEN_DATA_DIR": str(tmp_path / "data"),
+            "FAULTMAVEN_TLS_CERT_FILE": str(cert_path),
+            "FAULTMAVEN_TLS_KEY_FILE": str(key_path),
+        },
     )
+    proc = server.proc
     tls = ssl.create_default_context(cafile=str(cert_path))
     try:
         _wait_ready(proc, port, tls=tls)
@@ -201,51 +218,35 @@ def test_workers_serve_https_on_the_connections_handed_to_them(tmp_path: Path) -
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert server.wait_exit() == 0
 
 
 def test_workers_shut_down_cleanly_when_every_process_is_signalled_twice(tmp_path: Path) -> None:
     """A service manager that signals the whole process group (systemd's default) reaches each worker
     directly and again through the supervisor; the second signal must not cut a worker's cleanup short."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, "FAULTMAVEN_DATA_DIR": str(tmp_path), "FAULTMAVEN_LOG_LEVEL": "INFO"},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    server = _ServedWorkers(port, {"FAULTMAVEN_DATA_DIR": str(tmp_path)})
     try:
-        _wait_ready(proc, port)
+        _wait_ready(server.proc, port)
+        # both workers past their start-up (a worker stopped while starting is a failed start)
         deadline = time.monotonic() + 30
-        while len(_children(proc.pid)) < 2:
-            assert time.monotonic() < deadline, "the workers did not start"
-            time.sleep(0.05)
-        time.sleep(1.0)  # both workers past their start-up (a worker stopped while starting is a failure)
+        server.wait_logged("services started", 2, deadline=deadline, what="the workers did not start")
         # back to back, as a service manager does (a signal after the supervisor is done would end it by
         # the signal's default action, as any process that has finished handling stops)
-        os.killpg(proc.pid, signal.SIGTERM)
-        os.killpg(proc.pid, signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        code = server.wait_exit()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    assert err.decode().count('"msg": "services closed"') == 2
+        if server.proc.poll() is None:
+            server.kill_group()
+    assert code == 0, "".join(server.log_lines[-15:])
+    assert server.logged("services closed") == 2
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faultmaven.cli", "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, "FAULTMAVEN_DATA_DIR": str(tmp_path)},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = _ServedWorkers(port, {"FAULTMAVEN_DATA_DIR": str(tmp_path)})
+    proc = server.proc
     try:
         _wait_ready(proc, port)
         workers = _children(proc.pid)
@@ -259,8 +260,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        server.kill_group()
 
 
 def test_workers_refuse_a_port_already_in_use(tmp_path: Path) -> None:
