@@ -44,10 +44,6 @@ class AuditTrail:
         self._waiting: list[AuditEvent] = []
         self._writer: asyncio.Task[None] | None = None
 
-    @property
-    def blocking(self) -> bool:
-        return self._blocking
-
     async def record(self, event: AuditEvent) -> None:
         """Record ``event``: written before this returns when blocking, behind it otherwise."""
         if self._blocking:
